@@ -1,0 +1,274 @@
+"""The DQN learner (Mnih et al., Nature 2015): update step, target sync, and the agent.
+
+The learning math is three functions built once per network pair and compiled
+with `tf.function` over fixed input signatures (so they never retrace):
+
+  update(s_tm1, a_tm1, r_t, discount_t, s_t) -> metrics [4] float32
+  sync_target()                               -> copies online weights to target
+  greedy_actions(states)                      -> [B] int32 argmax_a Q_online(s, a)
+
+`DqnAgent` owns everything stateful: both networks, the optimizer, the replay
+memory, the acting history, counters and RNGs. It never touches the env; the run
+loop hands it `TimeStep`s and takes back actions.
+"""
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dqn_tf import replay as replay_lib
+from dqn_tf import run_loop, schedules
+from dqn_tf.atari_env import TimeStep
+
+METRIC_NAMES = ("loss", "mean_q", "max_q", "grad_norm")
+
+# Optimizer presets: (keras class, kwargs). learning_rate and epsilon may be
+# overridden by flags.
+OPTIMIZERS = {
+    # The card's default: RMSprop with classical momentum, TF's default rho.
+    "rmsprop": dict(learning_rate=0.00025, rho=0.9, momentum=0.95, epsilon=0.1),
+    # Nature's RMSProp: "gradient momentum 0.95" is the centred moving average of
+    # the gradient, not classical momentum; "min squared gradient 0.01".
+    "nature_rmsprop": dict(learning_rate=0.00025, rho=0.95, momentum=0.0, epsilon=0.01,
+                           centered=True),
+    # Dopamine's dqn.gin (and Rainbow's) Adam.
+    "adam": dict(learning_rate=6.25e-5, epsilon=1.5e-4),
+}
+
+
+def make_optimizer(name: str, learning_rate: float | None = None,
+                   epsilon: float | None = None) -> keras.optimizers.Optimizer:
+    """Builds one of `OPTIMIZERS`, with optional learning-rate / epsilon overrides."""
+    kwargs = dict(OPTIMIZERS[name])
+    if learning_rate is not None:
+        kwargs["learning_rate"] = learning_rate
+    if epsilon is not None:
+        kwargs["epsilon"] = epsilon
+    if name == "adam":
+        return keras.optimizers.Adam(**kwargs)
+    return keras.optimizers.RMSprop(**kwargs)
+
+
+def huber_loss(x: tf.Tensor, delta: float = 1.0) -> tf.Tensor:
+    """Elementwise Huber: 0.5 x^2 for |x| <= delta, delta (|x| - 0.5 delta) beyond.
+
+    Its gradient is the TD error clipped to [-delta, delta], Nature's "error clipping".
+    """
+    abs_x = tf.abs(x)
+    quadratic = tf.minimum(abs_x, delta)
+    return 0.5 * quadratic ** 2 + delta * (abs_x - quadratic)
+
+
+def state_spec(state_shape: Sequence[int], dtype) -> tf.TensorSpec:
+    """TensorSpec of a batch of states: [None, *state_shape]."""
+    return tf.TensorSpec([None] + list(state_shape), tf.as_dtype(dtype))
+
+
+def build_update_fn(online_network: keras.Model, target_network: keras.Model,
+                    optimizer: keras.optimizers.Optimizer, spec: tf.TensorSpec, *,
+                    max_grad_norm: float = 0.0, jit_compile: bool = False):
+    """Returns the compiled DQN update over batches of transitions.
+
+    The Bellman target, with discount_t = gamma^n, or 0 when the transition hit a
+    terminal within its horizon (the replay folds the (1 - done) mask into it):
+
+        y = r_t + discount_t * max_a' Q_target(s_t, a')        (no gradient)
+        loss = mean_b huber(y - Q_online(s_tm1, a_tm1))
+
+    Args:
+      online_network, target_network: Q-networks of identical architecture.
+      optimizer: a Keras optimizer; built here on the online variables.
+      spec: `state_spec` of s_tm1 and s_t.
+      max_grad_norm: clip gradients to this global norm; 0 disables.
+      jit_compile: compile with XLA.
+
+    Returns:
+      update(s_tm1, a_tm1 [B] int32, r_t [B] float32, discount_t [B] float32, s_t)
+      -> [4] float32 metrics in `METRIC_NAMES` order (grad_norm before clipping).
+    """
+    variables = online_network.trainable_variables
+    optimizer.build(variables)
+    num_actions = online_network.output_shape[-1]
+    scalar_batch = tf.TensorSpec([None], tf.float32)
+
+    @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32), scalar_batch,
+                                  scalar_batch, spec], jit_compile=jit_compile)
+    def update(s_tm1, a_tm1, r_t, discount_t, s_t):
+        q_target_t = target_network(s_t, training=False)
+        target = tf.stop_gradient(r_t + discount_t * tf.reduce_max(q_target_t, axis=1))
+        with tf.GradientTape() as tape:
+            q_tm1 = online_network(s_tm1, training=True)
+            q_acted = tf.reduce_sum(q_tm1 * tf.one_hot(a_tm1, num_actions), axis=1)
+            loss = tf.reduce_mean(huber_loss(target - q_acted))
+        gradients = tape.gradient(loss, variables)
+        grad_norm = tf.linalg.global_norm(gradients)
+        if max_grad_norm > 0:
+            gradients, _ = tf.clip_by_global_norm(gradients, max_grad_norm, use_norm=grad_norm)
+        optimizer.apply_gradients(zip(gradients, variables))
+        return tf.stack([loss, tf.reduce_mean(q_tm1), tf.reduce_max(q_tm1), grad_norm])
+
+    return update
+
+
+def build_sync_fn(online_network: keras.Model, target_network: keras.Model):
+    """Returns sync() that copies every online variable into the target (tau = 1)."""
+    pairs = list(zip(online_network.variables, target_network.variables))
+    for source, target in pairs:
+        if source.shape != target.shape:
+            raise ValueError(f"online/target variable mismatch: {source.path} {target.path}")
+
+    @tf.function(input_signature=[])
+    def sync():
+        for source, target in pairs:
+            target.assign(source)
+
+    return sync
+
+
+def build_greedy_fn(network: keras.Model, spec: tf.TensorSpec, jit_compile: bool = False):
+    """Returns greedy(states [B, *state_shape]) -> [B] int32 argmax actions."""
+
+    @tf.function(input_signature=[spec], jit_compile=jit_compile)
+    def greedy(states):
+        return tf.argmax(network(states, training=False), axis=1, output_type=tf.int32)
+
+    return greedy
+
+
+class DqnAgent:
+    """Epsilon-greedy acting, replay recording and periodic learning.
+
+    Call `step` with every `TimeStep` of a batched env; it returns the next
+    actions. Counting is in agent steps: one per env per transition completed.
+    """
+
+    def __init__(self, *, online_network: keras.Model, target_network: keras.Model,
+                 optimizer: keras.optimizers.Optimizer, replay: replay_lib.ReplayMemory,
+                 num_envs: int, batch_size: int, min_replay_size: int, train_every: int,
+                 target_update_period: int, epsilon_start: float, epsilon_end: float,
+                 epsilon_decay_steps: int, reward_clip: float, life_loss_terminal: bool,
+                 max_grad_norm: float = 0.0, jit_compile: bool = False, seed: int = 0):
+        """Args:
+          online_network, target_network: Q-networks with identical architecture.
+          optimizer: Keras optimizer for the online network.
+          replay: the replay memory to record into and sample from.
+          num_envs: envs stepped in lockstep.
+          batch_size: transitions per update.
+          min_replay_size: transitions in replay before learning starts.
+          train_every: agent steps per gradient update.
+          target_update_period: agent steps between target syncs.
+          epsilon_start, epsilon_end, epsilon_decay_steps: linear schedule after warm-up.
+          reward_clip: learning rewards are clipped to [-reward_clip, reward_clip]; 0 = off.
+          life_loss_terminal: a lost life is a terminal for learning (game continues).
+          max_grad_norm: global-norm gradient clipping; 0 = off.
+          jit_compile: XLA-compile the update and greedy functions.
+          seed: seeds the acting RNG.
+        """
+        self.online_network = online_network
+        self.target_network = target_network
+        self.optimizer = optimizer
+        self.replay = replay
+        state_shape = online_network.input_shape[1:]
+        spec = state_spec(state_shape, replay.observation_dtype)
+        self._update = build_update_fn(online_network, target_network, optimizer, spec,
+                                       max_grad_norm=max_grad_norm, jit_compile=jit_compile)
+        self._sync_target = build_sync_fn(online_network, target_network)
+        self.greedy_actions = build_greedy_fn(online_network, spec, jit_compile=jit_compile)
+        self.actor = run_loop.EpsilonGreedyActor(
+            self.greedy_actions, num_actions=online_network.output_shape[-1],
+            num_envs=num_envs, observation_shape=replay.observation_shape,
+            history_length=replay.history_length, dtype=replay.observation_dtype, seed=seed)
+        self._batch_size = batch_size
+        self._min_replay_size = min_replay_size
+        self._train_every = train_every
+        self._target_update_period = target_update_period
+        self._epsilon = dict(start=epsilon_start, end=epsilon_end,
+                             decay_agent_steps=epsilon_decay_steps,
+                             warmup_agent_steps=min_replay_size)
+        self._reward_clip = reward_clip
+        self._life_loss_terminal = life_loss_terminal
+        # Counters: the whole of the agent's Python state besides RNGs.
+        self.agent_steps = 0
+        self.updates = 0
+        self.target_syncs = 0
+        self._update_credit = 0  # Agent steps not yet paid for with an update.
+        self._last_observation = None
+        self._last_action = None
+        self.last_metrics = None  # [4] numpy metrics of the latest update.
+        self._sync_target()
+
+    @property
+    def epsilon(self) -> float:
+        return schedules.linear_epsilon(self.agent_steps, **self._epsilon)
+
+    def step(self, timestep: TimeStep) -> np.ndarray:
+        """Records the transitions that `timestep` completes, learns, and acts.
+
+        Returns:
+          [E] int32 actions (ignored by the env for envs whose game just ended).
+        """
+        completed = ~timestep.first
+        num_completed = int(completed.sum())
+        if num_completed:
+            reward = timestep.reward
+            if self._reward_clip > 0:
+                reward = np.clip(reward, -self._reward_clip, self._reward_clip)
+            terminal = timestep.terminated
+            if self._life_loss_terminal:
+                terminal = terminal | timestep.life_lost
+            self.replay.add(self._last_observation, self._last_action, reward, terminal,
+                            timestep.last, env_mask=completed)
+            self.agent_steps += num_completed
+            self._learn(num_completed)
+        actions = self.actor.step(timestep, self.epsilon)
+        self._last_observation = timestep.observation
+        self._last_action = actions
+        return actions
+
+    def _learn(self, new_agent_steps: int) -> None:
+        if len(self.replay) >= self._min_replay_size:
+            self._update_credit += new_agent_steps
+            while self._update_credit >= self._train_every:
+                self._update_credit -= self._train_every
+                self.learn_once()
+        if self.agent_steps >= (self.target_syncs + 1) * self._target_update_period:
+            self._sync_target()
+            self.target_syncs += 1
+
+    def learn_once(self) -> np.ndarray:
+        """One gradient update on a fresh batch; returns the [4] metrics."""
+        batch = self.replay.sample(self._batch_size)
+        self.last_metrics = self._update(*batch).numpy()
+        self.updates += 1
+        if not np.isfinite(self.last_metrics).all():
+            values = dict(zip(METRIC_NAMES, self.last_metrics.tolist()))
+            raise FloatingPointError(f"non-finite update at agent step {self.agent_steps} "
+                                     f"(update {self.updates}): {values}")
+        return self.last_metrics
+
+    def sync_target(self) -> None:
+        self._sync_target()
+
+    # ------------------------------------------------------------ state
+
+    def trackables(self) -> dict:
+        """TF objects a `tf.train.Checkpoint` must hold to restore learning."""
+        return dict(online_network=self.online_network, target_network=self.target_network,
+                    optimizer=self.optimizer)
+
+    def get_state(self) -> dict:
+        """JSON-serialisable counters and RNG states (networks go via `trackables`)."""
+        return {"agent_steps": self.agent_steps, "updates": self.updates,
+                "target_syncs": self.target_syncs, "update_credit": self._update_credit,
+                "epsilon": self.epsilon, "actor_rng": self.actor.rng.bit_generator.state,
+                "replay_rng": self.replay.rng.bit_generator.state}
+
+    def set_state(self, state: dict) -> None:
+        self.agent_steps = int(state["agent_steps"])
+        self.updates = int(state["updates"])
+        self.target_syncs = int(state["target_syncs"])
+        self._update_credit = int(state["update_credit"])
+        self.actor.rng.bit_generator.state = state["actor_rng"]
+        self.replay.rng.bit_generator.state = state["replay_rng"]

@@ -1,0 +1,289 @@
+"""Environments: ALE games preprocessed as in Mnih et al. (2015), and plain gymnasium envs.
+
+The pipeline for an Atari game, in order (see README "Implementation notes"):
+
+  1. ``gym.make("ALE/<Game>-v5", frameskip=1, repeat_action_probability=p,
+     full_action_space=False, max_num_frames_per_episode=108_000)``.
+     Sticky actions act per emulator frame, beneath our action repeat.
+  2. Random no-op starts: 1..noop_max raw NOOP frames after each real reset,
+     rewards dropped (gymnasium ``AtariPreprocessing``).
+  3. Optional fire reset: one agent step of FIRE after the no-ops.
+  4. Action repeat: the action is held for ``action_repeat`` raw frames, raw
+     rewards are summed, repetition stops early at game over.
+  5. Max-pool of the last two raw frames of the repeat (Atari sprites flicker).
+  6. Grayscale as the ALE computes it; 7. resize to 84x84 with ``cv2.INTER_AREA``.
+     Steps 4-7 are gymnasium ``AtariPreprocessing``.
+  8. A lost life is reported as ``life_lost``; the game goes on.
+  9. Rewards leave here raw; the agent clips its learning copy.
+ 10. The 108,000-frame cap is ``truncated``, never ``terminated``.
+
+Timeline of one agent step with action repeat 4 (frames f0..f3 are raw frames)::
+
+    obs_t --a_t--> f0 f1 [f2 f3] --max-pool, gray, resize--> obs_{t+1}
+                   r = r(f0)+r(f1)+r(f2)+r(f3)
+
+Everything is batched over ``num_envs`` environments with "next-step" autoreset:
+after a step that ends a game (terminated or truncated), the next ``step`` call
+ignores that env's action and returns the first observation of a new game with
+``first=True`` and reward 0.
+"""
+
+import difflib
+import re
+from typing import NamedTuple, Sequence
+
+import ale_py
+import gymnasium as gym
+import numpy as np
+
+from dqn_tf.errors import UserInputError
+
+gym.register_envs(ale_py)
+
+ATARI_FRAME_SHAPE = (84, 84)
+NATURE_MAX_FRAMES_PER_EPISODE = 108_000  # 30 minutes of play at 60 Hz.
+
+
+class TimeStep(NamedTuple):
+    """What a batch of environments returns; every field has leading dim num_envs.
+
+    Attributes:
+      observation: [E, 84, 84] uint8 frames (Atari) or [E, D] float32 (vector envs).
+      reward: [E] float32 raw (unclipped) reward summed over the action repeat.
+      first: [E] bool, the observation starts a new game (reward is then 0).
+      terminated: [E] bool, the game is over (MDP terminal).
+      truncated: [E] bool, the game was cut by the time limit (not an MDP terminal).
+      life_lost: [E] bool, a life was lost during this step (Atari only).
+    """
+
+    observation: np.ndarray
+    reward: np.ndarray
+    first: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    life_lost: np.ndarray
+
+    @property
+    def last(self) -> np.ndarray:
+        """[E] bool: the game ended with this step and the env resets next step."""
+        return self.terminated | self.truncated
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _atari_game_ids() -> dict:
+    """Maps normalised short names ('spaceinvaders') to 'ALE/SpaceInvaders-v5'."""
+    ids = {}
+    for env_id in gym.envs.registry:
+        match = re.fullmatch(r"ALE/(\w+)-v5", env_id)
+        if match:
+            ids[_normalise(match.group(1))] = env_id
+    return ids
+
+
+def resolve_env_id(name: str) -> str:
+    """Turns a user's game name into a registered gymnasium id.
+
+    Accepts short names in any case or separator style (``SpaceInvaders``,
+    ``space_invaders``, ``pong``) and full ids (``ALE/Pong-v5``, ``CartPole-v1``).
+
+    Raises:
+      UserInputError: no such environment; the message lists the closest names.
+    """
+    if name in gym.envs.registry:
+        return name
+    atari = _atari_game_ids()
+    key = _normalise(name)
+    if key in atari:
+        return atari[key]
+    # A full id in the wrong case ('cartpole-v1', 'ale/pong-v5').
+    by_lower = {env_id.lower(): env_id for env_id in gym.envs.registry}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
+    names = sorted({atari[k].split("/")[1][:-3] for k in atari})
+    candidates = names + sorted(i for i in gym.envs.registry if not is_atari(i))
+    close = difflib.get_close_matches(name, candidates, n=3, cutoff=0.5)
+    close += [atari[k].split("/")[1][:-3]
+              for k in difflib.get_close_matches(key, list(atari), n=3, cutoff=0.6)]
+    close = list(dict.fromkeys(close))[:3]
+    hint = f"did you mean {', '.join(close)}?" if close else "see README for the game list"
+    raise UserInputError(f"unknown environment --env={name!r}: {hint}")
+
+
+def is_atari(env_id: str) -> bool:
+    """True for any id registered by ale-py ('ALE/Pong-v5', 'PongNoFrameskip-v4')."""
+    entry_point = gym.envs.registry[env_id].entry_point
+    return isinstance(entry_point, str) and entry_point.startswith("ale_py")
+
+
+class AtariGame:
+    """One ALE game through steps 1-10 of the module docstring.
+
+    Observations are [84, 84] uint8 frames; rewards are raw.
+    """
+
+    def __init__(self, env_id: str, *, sticky_action_prob: float, noop_max: int,
+                 action_repeat: int, fire_reset: bool, max_frames_per_episode: int,
+                 seed: int, env: gym.Env | None = None):
+        """Args:
+          env_id: a registered ALE id such as 'ALE/SpaceInvaders-v5'.
+          sticky_action_prob: per-frame probability of repeating the previous action.
+          noop_max: upper bound of random no-op frames after reset (0 disables).
+          action_repeat: raw frames per agent step.
+          fire_reset: press FIRE once after each reset (games that need it to start).
+          max_frames_per_episode: raw-frame cap, reported as truncation.
+          seed: seeds the emulator and the no-op draws.
+          env: an already built raw env with frameskip 1 (tests pass a fake here).
+        """
+        if env is None:
+            env = gym.make(env_id, frameskip=1, repeat_action_probability=sticky_action_prob,
+                           full_action_space=False,
+                           max_num_frames_per_episode=max_frames_per_episode)
+        self._env = gym.wrappers.AtariPreprocessing(
+            env, noop_max=noop_max, frame_skip=action_repeat, screen_size=84,
+            terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+        self.action_meanings = tuple(env.unwrapped.get_action_meanings())
+        self.num_actions = int(env.action_space.n)
+        self.observation_shape = ATARI_FRAME_SHAPE
+        self.observation_dtype = np.uint8
+        self._fire_action = (self.action_meanings.index("FIRE")
+                             if fire_reset and "FIRE" in self.action_meanings else None)
+        self._seed = seed
+        self._lives = 0
+
+    def reset(self) -> np.ndarray:
+        """Starts a new game; returns its first [84, 84] uint8 frame."""
+        frame, info = self._env.reset(seed=self._seed)
+        self._seed = None  # Seed once; later games continue the env's RNG stream.
+        if self._fire_action is not None:
+            frame, _, terminated, truncated, info = self._env.step(self._fire_action)
+            if terminated or truncated:
+                raise RuntimeError("the game ended during the fire reset")
+        self._lives = int(info.get("lives", 0))
+        return frame
+
+    def step(self, action: int):
+        """Plays one agent step.
+
+        Returns:
+          (frame [84,84] uint8, raw reward float, terminated, truncated, life_lost).
+        """
+        frame, reward, terminated, truncated, info = self._env.step(int(action))
+        lives = int(info.get("lives", self._lives))
+        life_lost = lives < self._lives
+        self._lives = lives
+        return frame, float(reward), bool(terminated), bool(truncated), life_lost
+
+    def rgb_screen(self) -> np.ndarray:
+        """The raw [210, 160, 3] uint8 screen a person would see."""
+        return self._env.unwrapped.ale.getScreenRGB()
+
+    def close(self):
+        self._env.close()
+
+
+class VectorObservationGame:
+    """A gymnasium env with a 1-D Box observation and discrete actions (e.g. CartPole).
+
+    Passes observations and rewards through untouched (as float32); no lives.
+    """
+
+    def __init__(self, env_id: str, *, seed: int):
+        self._env = gym.make(env_id)
+        space = self._env.observation_space
+        if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+            raise UserInputError(
+                f"--env={env_id} has observation space {space}; dqn_tf supports ALE games "
+                "and envs with a 1-D Box observation: pick one of those")
+        if not isinstance(self._env.action_space, gym.spaces.Discrete):
+            raise UserInputError(
+                f"--env={env_id} has action space {self._env.action_space}; DQN needs "
+                "discrete actions: pick an env with a Discrete action space")
+        self.action_meanings = tuple(str(i) for i in range(self._env.action_space.n))
+        self.num_actions = int(self._env.action_space.n)
+        self.observation_shape = tuple(space.shape)
+        self.observation_dtype = np.float32
+        self._seed = seed
+
+    def reset(self) -> np.ndarray:
+        observation, _ = self._env.reset(seed=self._seed)
+        self._seed = None
+        return np.asarray(observation, np.float32)
+
+    def step(self, action: int):
+        observation, reward, terminated, truncated, _ = self._env.step(int(action))
+        return (np.asarray(observation, np.float32), float(reward), bool(terminated),
+                bool(truncated), False)
+
+    def rgb_screen(self) -> np.ndarray:
+        raise NotImplementedError("video is only recorded for Atari games")
+
+    def close(self):
+        self._env.close()
+
+
+class BatchedEnv:
+    """Steps ``num_envs`` games in this process with next-step autoreset.
+
+    Every game exposes ``reset() -> obs`` and ``step(a) -> (obs, reward,
+    terminated, truncated, life_lost)``; this class turns them into `TimeStep`s.
+    """
+
+    def __init__(self, games: Sequence):
+        self.games = list(games)
+        self.num_envs = len(self.games)
+        self.num_actions = self.games[0].num_actions
+        self.action_meanings = self.games[0].action_meanings
+        self.observation_shape = self.games[0].observation_shape
+        self.observation_dtype = self.games[0].observation_dtype
+        e = self.num_envs
+        self._observation = np.zeros((e,) + tuple(self.observation_shape),
+                                     self.observation_dtype)
+        self._needs_reset = np.ones(e, bool)
+
+    def reset(self) -> TimeStep:
+        """Starts a new game in every env."""
+        self._needs_reset[:] = True
+        return self.step(np.zeros(self.num_envs, np.int32))
+
+    def step(self, actions: np.ndarray) -> TimeStep:
+        """Applies actions[e] to env e; an env whose game just ended restarts instead."""
+        e = self.num_envs
+        reward = np.zeros(e, np.float32)
+        first = self._needs_reset.copy()
+        terminated = np.zeros(e, bool)
+        truncated = np.zeros(e, bool)
+        life_lost = np.zeros(e, bool)
+        for i, game in enumerate(self.games):
+            if first[i]:
+                self._observation[i] = game.reset()
+            else:
+                (self._observation[i], reward[i], terminated[i], truncated[i],
+                 life_lost[i]) = game.step(actions[i])
+        self._needs_reset = terminated | truncated
+        return TimeStep(self._observation.copy(), reward, first, terminated, truncated,
+                        life_lost)
+
+    def close(self):
+        for game in self.games:
+            game.close()
+
+
+def make_env(env_id: str, *, num_envs: int = 1, seed: int = 0,
+             sticky_action_prob: float = 0.25, noop_max: int = 30, action_repeat: int = 4,
+             fire_reset: bool = False,
+             max_frames_per_episode: int = NATURE_MAX_FRAMES_PER_EPISODE) -> BatchedEnv:
+    """Builds ``num_envs`` copies of a resolved env id; env i is seeded ``seed + i``.
+
+    The Atari arguments are ignored for non-Atari envs.
+    """
+    if is_atari(env_id):
+        games = [AtariGame(env_id, sticky_action_prob=sticky_action_prob, noop_max=noop_max,
+                           action_repeat=action_repeat, fire_reset=fire_reset,
+                           max_frames_per_episode=max_frames_per_episode, seed=seed + i)
+                 for i in range(num_envs)]
+    else:
+        games = [VectorObservationGame(env_id, seed=seed + i) for i in range(num_envs)]
+    return BatchedEnv(games)

@@ -1,0 +1,206 @@
+"""Every command-line flag of `dqn_tf.main`, and the frozen `Config` built from them.
+
+Defaults, with no flagfile, follow Mnih et al. (2015) Extended Data Table 1,
+with the RMSprop of our user's card and sticky actions 0.25 (Machado et al.,
+2018). Presets live in `flags/*.cfg`. Library code never reads FLAGS: `main`
+calls `from_flags()` and passes fields to constructors.
+"""
+
+import dataclasses
+import json
+import os
+
+from absl import flags
+
+from dqn_tf.errors import UserInputError
+
+_OPTIMIZER_NAMES = ["rmsprop", "nature_rmsprop", "adam"]
+
+# Fields that may change when a run is resumed: they steer how long and how
+# often, not what is learned.
+RESUMABLE_FIELDS = frozenset({
+    "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes",
+    "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
+    "stop_at_eval_return", "export_every_eval",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One training run. Counts carry their unit in the name or the comment."""
+
+    env: str = "SpaceInvaders"  # game short name or gymnasium id
+    num_steps: int = 12_500_000  # agent steps to train for (Nature: 50M frames)
+    num_envs: int = 1  # environments stepped in lockstep
+    action_repeat: int = 4  # raw frames per agent step
+    history_length: int = 4  # observations stacked into a state
+    sticky_action_prob: float = 0.25  # per raw frame, probability of repeating the last action
+    noop_max: int = 30  # max random no-op raw frames at game start (0 = off)
+    fire_reset: bool = False  # press FIRE after reset
+    life_loss_terminal: bool = True  # a lost life is a terminal for learning
+    max_frames_per_episode: int = 108_000  # raw frames before truncation
+    reward_clip: float = 1.0  # learning rewards clipped to +-this (0 = off)
+    replay_capacity: int = 1_000_000  # transitions
+    batch_size: int = 32  # transitions per update
+    gamma: float = 0.99  # per agent step discount
+    n_step: int = 1  # reward horizon, agent steps
+    train_every: int = 4  # agent steps per gradient update
+    target_update_period: int = 10_000  # agent steps between target-network syncs
+    min_replay_size: int = 50_000  # transitions before learning starts
+    epsilon_start: float = 1.0  # exploration at the end of warm-up
+    epsilon_end: float = 0.1  # final exploration
+    epsilon_decay_steps: int = 1_000_000  # agent steps of linear decay after warm-up
+    optimizer: str = "rmsprop"  # rmsprop | nature_rmsprop | adam
+    learning_rate: float | None = None  # None = the optimizer preset's
+    optimizer_epsilon: float | None = None  # None = the optimizer preset's
+    max_grad_norm: float = 0.0  # global-norm clip (0 = off)
+    mlp_hidden_sizes: tuple = (64, 64)  # hidden widths for vector observations
+    jit_compile: bool = False  # XLA-compile update and acting
+    eval_every: int = 250_000  # agent steps between evaluations (0 = never)
+    eval_episodes: int = 10  # full games per evaluation
+    eval_epsilon: float = 0.05  # exploration during evaluation
+    stop_at_eval_return: float | None = None  # stop once eval mean return >= this
+    seed: int = 0  # seeds envs, networks, acting and replay
+    output_dir: str = ""  # run directory ('' = runs/<env>)
+    checkpoint_every: int = 250_000  # agent steps between checkpoints
+    keep_checkpoints: int = 4  # newest complete checkpoints kept
+    checkpoint_replay: bool = False  # also save the replay memory (7 GB at 1M)
+    summary_every: int = 1_000  # agent steps between TensorBoard scalar writes
+    export_every_eval: bool = True  # export a SavedModel at each eval that beats the best
+    overwrite: bool = False  # delete an existing run with another config in output_dir
+    progress: bool = True  # show a progress bar
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
+
+    def learning_fields(self) -> dict:
+        """The fields that define what is learned (all but `RESUMABLE_FIELDS`)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in RESUMABLE_FIELDS}
+
+
+_DEFAULTS = Config()
+
+
+def _define_flags():
+    f = flags
+    d = _DEFAULTS
+    f.DEFINE_string("env", d.env, "Game: short name (SpaceInvaders, space_invaders, Pong) or "
+                    "gymnasium id (ALE/Pong-v5, CartPole-v1).")
+    f.DEFINE_integer("num_steps", d.num_steps, "Agent steps to train for, in total over all "
+                     "envs (one agent step = action_repeat raw frames).")
+    f.DEFINE_integer("num_envs", d.num_envs, "Environments stepped in lockstep.")
+    f.DEFINE_integer("action_repeat", d.action_repeat, "Raw frames each action is held for.")
+    f.DEFINE_integer("history_length", d.history_length, "Observations stacked into a state.")
+    f.DEFINE_float("sticky_action_prob", d.sticky_action_prob, "Probability, per raw frame, "
+                   "that the ALE repeats the previous action (0.25 Machado et al.; 0 Nature).")
+    f.DEFINE_integer("noop_max", d.noop_max, "Max random no-op raw frames at game start (0=off).")
+    f.DEFINE_boolean("fire_reset", d.fire_reset, "Press FIRE once after each reset.")
+    f.DEFINE_boolean("life_loss_terminal", d.life_loss_terminal, "Treat a lost life as a "
+                     "terminal for learning (the game continues; returns are per full game).")
+    f.DEFINE_integer("max_frames_per_episode", d.max_frames_per_episode, "Raw frames before a "
+                     "game is truncated (108,000 = 30 min).")
+    f.DEFINE_float("reward_clip", d.reward_clip, "Clip learning rewards to +-this (0 = off); "
+                   "reported returns are always raw.")
+    f.DEFINE_integer("replay_capacity", d.replay_capacity, "Replay memory size, transitions.")
+    f.DEFINE_integer("batch_size", d.batch_size, "Transitions per gradient update.")
+    f.DEFINE_float("gamma", d.gamma, "Discount per agent step, in (0, 1].")
+    f.DEFINE_integer("n_step", d.n_step, "Reward horizon of each transition, agent steps.")
+    f.DEFINE_integer("train_every", d.train_every, "Agent steps per gradient update.")
+    f.DEFINE_integer("target_update_period", d.target_update_period,
+                     "Agent steps between target-network syncs.")
+    f.DEFINE_integer("min_replay_size", d.min_replay_size,
+                     "Transitions in replay before learning starts (acting is random until then).")
+    f.DEFINE_float("epsilon_start", d.epsilon_start, "Exploration when learning starts.")
+    f.DEFINE_float("epsilon_end", d.epsilon_end, "Final exploration.")
+    f.DEFINE_integer("epsilon_decay_steps", d.epsilon_decay_steps,
+                     "Agent steps over which epsilon falls linearly, after warm-up.")
+    f.DEFINE_enum("optimizer", d.optimizer, _OPTIMIZER_NAMES, "rmsprop: lr 2.5e-4, momentum "
+                  "0.95, eps 0.1; nature_rmsprop: centred, rho 0.95, eps 0.01; adam: lr 6.25e-5, "
+                  "eps 1.5e-4 (Dopamine).")
+    f.DEFINE_float("learning_rate", d.learning_rate, "Overrides the optimizer's learning rate.")
+    f.DEFINE_float("optimizer_epsilon", d.optimizer_epsilon, "Overrides the optimizer's epsilon.")
+    f.DEFINE_float("max_grad_norm", d.max_grad_norm, "Clip gradients to this global norm (0=off).")
+    f.DEFINE_list("mlp_hidden_sizes", [str(s) for s in d.mlp_hidden_sizes],
+                  "Hidden layer widths of the MLP used for vector observations.")
+    f.DEFINE_boolean("jit_compile", d.jit_compile, "XLA-compile the update and acting functions.")
+    f.DEFINE_integer("eval_every", d.eval_every, "Agent steps between evaluations (0 = never).")
+    f.DEFINE_integer("eval_episodes", d.eval_episodes, "Full games per evaluation.")
+    f.DEFINE_float("eval_epsilon", d.eval_epsilon, "Exploration during evaluation.")
+    f.DEFINE_float("stop_at_eval_return", d.stop_at_eval_return,
+                   "Stop training once an evaluation's mean return reaches this.")
+    f.DEFINE_integer("seed", d.seed, "Seeds envs, network initialisation, acting and replay.")
+    f.DEFINE_string("output_dir", d.output_dir, "Run directory for checkpoints, TensorBoard and "
+                    "SavedModels ('' = runs/<Game>). Rerunning resumes from it.")
+    f.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Agent steps between checkpoints.")
+    f.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Newest complete checkpoints kept.")
+    f.DEFINE_boolean("checkpoint_replay", d.checkpoint_replay, "Save the replay memory with each "
+                     "checkpoint (7 GB at capacity 1M) for an exact resume.")
+    f.DEFINE_integer("summary_every", d.summary_every, "Agent steps between TensorBoard writes.")
+    f.DEFINE_boolean("export_every_eval", d.export_every_eval, "Export a SavedModel whenever an "
+                     "evaluation beats the best so far.")
+    f.DEFINE_boolean("overwrite", d.overwrite, "Delete a run with a different config found in "
+                     "--output_dir instead of refusing to start.")
+    f.DEFINE_boolean("progress", d.progress, "Show a progress bar.")
+
+
+_define_flags()
+
+
+def validate(config: Config) -> Config:
+    """Checks ranges and relations between fields.
+
+    Raises:
+      UserInputError: naming the flag, its value and what it must be.
+    """
+    def need(ok: bool, flag: str, rule: str):
+        if not ok:
+            value = getattr(config, flag)
+            raise UserInputError(f"--{flag}={value} is invalid: it must be {rule}")
+
+    for name in ("num_steps", "num_envs", "action_repeat", "history_length", "replay_capacity",
+                 "batch_size", "n_step", "train_every", "target_update_period",
+                 "eval_episodes", "checkpoint_every", "keep_checkpoints", "summary_every"):
+        need(getattr(config, name) >= 1, name, "at least 1")
+    for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every"):
+        need(getattr(config, name) >= 0, name, "0 or more")
+    need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
+         f"at least --action_repeat ({config.action_repeat})")
+    need(0.0 <= config.sticky_action_prob <= 1.0, "sticky_action_prob", "in [0, 1]")
+    need(0.0 < config.gamma <= 1.0, "gamma", "in (0, 1]")
+    for name in ("epsilon_start", "epsilon_end", "eval_epsilon"):
+        need(0.0 <= getattr(config, name) <= 1.0, name, "in [0, 1]")
+    need(config.reward_clip >= 0, "reward_clip", "0 (off) or positive")
+    need(config.max_grad_norm >= 0, "max_grad_norm", "0 (off) or positive")
+    need(config.learning_rate is None or config.learning_rate > 0, "learning_rate", "positive")
+    need(config.optimizer_epsilon is None or config.optimizer_epsilon > 0, "optimizer_epsilon",
+         "positive")
+    need(config.optimizer in _OPTIMIZER_NAMES, "optimizer", f"one of {_OPTIMIZER_NAMES}")
+    need(all(s >= 1 for s in config.mlp_hidden_sizes), "mlp_hidden_sizes",
+         "a comma-separated list of positive widths")
+    need(config.min_replay_size <= config.replay_capacity, "min_replay_size",
+         f"at most --replay_capacity ({config.replay_capacity})")
+    need(config.batch_size <= max(config.min_replay_size, 1), "batch_size",
+         f"at most --min_replay_size ({config.min_replay_size})")
+    need(config.replay_capacity >= config.num_envs * (config.history_length + config.n_step + 1),
+         "replay_capacity", "large enough to hold a stacked n-step transition per env")
+    return config
+
+
+def from_flags(flag_values=flags.FLAGS) -> Config:
+    """Builds and validates a Config from parsed absl flags."""
+    values = {}
+    for field in dataclasses.fields(Config):
+        value = flag_values[field.name].value
+        if field.name == "mlp_hidden_sizes":
+            try:
+                value = tuple(int(v) for v in value)
+            except ValueError:
+                raise UserInputError(f"--mlp_hidden_sizes={','.join(value)} is invalid: it must "
+                                     "be a comma-separated list of positive widths") from None
+        values[field.name] = value
+    from dqn_tf.atari_env import resolve_env_id  # Deferred: importing it loads the ALE.
+    values["env"] = resolve_env_id(values["env"])
+    if not values["output_dir"]:
+        short = values["env"].split("/")[-1].split("-v")[0]
+        values["output_dir"] = os.path.join("runs", short)
+    return validate(Config(**values))

@@ -1,0 +1,240 @@
+"""Trains DQN: `python -m dqn_tf.main --env=SpaceInvaders [--flagfile=flags/<preset>.cfg]`.
+
+Wiring only (dqn_zoo `run_atari.py` style): flags -> Config -> env, networks,
+replay, agent -> the run loop, whose events feed statistics, TensorBoard,
+evaluation, checkpoints and SavedModel exports.
+"""
+
+import collections
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TF loads: hide C++ info logs.
+
+from absl import app, flags, logging  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+import tqdm  # noqa: E402
+
+from dqn_tf import agent as agent_lib  # noqa: E402
+from dqn_tf import atari_env, checkpointing, export, networks, replay, run_loop, summaries  # noqa: E402,E501
+from dqn_tf import config as config_lib  # noqa: E402
+from dqn_tf.errors import UserInputError  # noqa: E402
+from dqn_tf.history import stack_shape  # noqa: E402
+
+_STATE_VERSION = 1
+
+
+def build_env(config: config_lib.Config, num_envs: int, seed: int) -> atari_env.BatchedEnv:
+    return atari_env.make_env(
+        config.env, num_envs=num_envs, seed=seed, sticky_action_prob=config.sticky_action_prob,
+        noop_max=config.noop_max, action_repeat=config.action_repeat,
+        fire_reset=config.fire_reset, max_frames_per_episode=config.max_frames_per_episode)
+
+
+def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_lib.DqnAgent:
+    """Networks, optimizer, replay and agent for `env`, all from `config`."""
+    tf.keras.utils.set_random_seed(config.seed)
+    shape = stack_shape(env.observation_shape, config.history_length)
+    online = networks.q_network(env.num_actions, shape, config.mlp_hidden_sizes, "online")
+    target = networks.q_network(env.num_actions, shape, config.mlp_hidden_sizes, "target")
+    memory = replay.ReplayMemory(
+        config.replay_capacity, env.observation_shape, env.observation_dtype,
+        history_length=config.history_length, n_step=config.n_step, gamma=config.gamma,
+        num_envs=config.num_envs, seed=config.seed + 1)
+    return agent_lib.DqnAgent(
+        online_network=online, target_network=target,
+        optimizer=agent_lib.make_optimizer(config.optimizer, config.learning_rate,
+                                           config.optimizer_epsilon),
+        replay=memory, num_envs=config.num_envs, batch_size=config.batch_size,
+        min_replay_size=config.min_replay_size, train_every=config.train_every,
+        target_update_period=config.target_update_period,
+        epsilon_start=config.epsilon_start, epsilon_end=config.epsilon_end,
+        epsilon_decay_steps=config.epsilon_decay_steps, reward_clip=config.reward_clip,
+        life_loss_terminal=config.life_loss_terminal, max_grad_norm=config.max_grad_norm,
+        jit_compile=config.jit_compile, seed=config.seed + 2)
+
+
+class _StopRequest:
+    """SIGINT/SIGTERM: the first asks for a clean stop, a second one exits at once."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        if self.requested:
+            print("\nsecond interrupt: exiting without a checkpoint", file=sys.stderr)
+            os._exit(130)
+        self.requested = True
+        logging.warning("signal %d: stopping after this step with a checkpoint", signum)
+
+
+def _config_markdown(config: config_lib.Config) -> str:
+    rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(config).items())
+    return "|flag|value|\n|-|-|\n" + rows
+
+
+def evaluate(agent: agent_lib.DqnAgent, env: atari_env.BatchedEnv,
+             config: config_lib.Config) -> np.ndarray:
+    """Plays `eval_episodes` full games with the online network; returns raw returns."""
+    actor = run_loop.EpsilonGreedyActor(
+        agent.greedy_actions, num_actions=env.num_actions, num_envs=env.num_envs,
+        observation_shape=env.observation_shape, history_length=config.history_length,
+        dtype=env.observation_dtype, seed=config.seed + 3 + agent.agent_steps)
+    episodes = run_loop.run_episodes(actor, env, config.eval_episodes, config.eval_epsilon)
+    return np.array([e.episode_return for e in episodes])
+
+
+def train(config: config_lib.Config) -> dict:
+    """Runs (or resumes) training as `config` says; returns final statistics."""
+    checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
+                                        config.overwrite)
+    env = build_env(config, config.num_envs, config.seed)
+    agent = build_agent(config, env)
+    checkpointer = checkpointing.Checkpointer(os.path.join(config.output_dir, "checkpoints"),
+                                              agent.trackables(), config.keep_checkpoints)
+    path, state = checkpointer.restore_latest(agent.replay if config.checkpoint_replay else None)
+    run_state = {"best_eval_return": None, "last_eval_return": None}
+    if state is not None:
+        agent.set_state(state["agent"])
+        run_state.update(state["run"])
+        # The games in progress were not saved: reseed so resumed play differs.
+        env = build_env(config, config.num_envs, config.seed + 7919 * agent.agent_steps)
+        logging.info("resumed from %s at agent step %d", path, agent.agent_steps)
+        print(f"Resuming from {path} at agent step {agent.agent_steps:,}.")
+    else:
+        logging.info("starting a new run in %s", config.output_dir)
+    print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
+                                          dataclasses.asdict(config).items()))
+    eval_env = build_env(config, 1, config.seed + 10_000)
+    writer = summaries.TensorBoardWriter(os.path.join(config.output_dir, "tensorboard"))
+    writer.text("config", _config_markdown(config), step=agent.agent_steps)
+    env_info = export.env_metadata(dataclasses.asdict(config), env.action_meanings,
+                                   env.observation_shape)
+
+    def save_checkpoint():
+        state = {"version": _STATE_VERSION, "agent": agent.get_state(), "run": run_state,
+                 "config": dataclasses.asdict(config)}
+        return checkpointer.save(agent.agent_steps, state,
+                                 agent.replay if config.checkpoint_replay else None)
+
+    def export_policy(name, extra=None):
+        return export.export_saved_model(
+            agent.online_network, os.path.join(config.output_dir, "saved_model", name),
+            env=env_info, agent_steps=agent.agent_steps, config=dataclasses.asdict(config),
+            extra=extra)
+
+    def next_multiple(step, period):
+        return (step // period + 1) * period if period > 0 else float("inf")
+
+    stop = _StopRequest()
+    previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    tracker = run_loop.EpisodeTracker(env.num_envs)
+    recent_returns = collections.deque(maxlen=100)
+    metric_sums, metric_count = np.zeros(len(agent_lib.METRIC_NAMES)), 0
+    next_summary = next_multiple(agent.agent_steps, config.summary_every)
+    next_eval = next_multiple(agent.agent_steps, config.eval_every)
+    next_checkpoint = next_multiple(agent.agent_steps, config.checkpoint_every)
+    last_time, last_steps, last_updates = time.perf_counter(), agent.agent_steps, agent.updates
+    steps_per_second = 0.0
+    bar = tqdm.tqdm(total=config.num_steps, initial=agent.agent_steps, unit="step",
+                    disable=not config.progress, dynamic_ncols=True, mininterval=1.0)
+    stopped_early = agent.agent_steps >= config.num_steps
+    try:
+        for timestep, _ in ([] if stopped_early else run_loop.run_loop(agent.step, env)):
+            for episode in tracker.observe(timestep):
+                recent_returns.append(episode.episode_return)
+                writer.scalars(agent.agent_steps, {"Train/EpisodeReturn": episode.episode_return,
+                                                   "Train/EpisodeLength": episode.length})
+            if agent.updates != last_updates:
+                last_updates = agent.updates
+                metric_sums += agent.last_metrics
+                metric_count += 1
+            steps = agent.agent_steps
+            if steps >= next_summary:
+                now = time.perf_counter()
+                steps_per_second = (steps - last_steps) / max(now - last_time, 1e-9)
+                last_time, last_steps = now, steps
+                scalars = {"Train/AverageStepsPerSecond": steps_per_second,
+                           "Train/Epsilon": agent.epsilon, "Replay/Size": len(agent.replay)}
+                if recent_returns:
+                    scalars["Train/AverageReturns"] = float(np.mean(recent_returns))
+                if metric_count:
+                    means = dict(zip(agent_lib.METRIC_NAMES, metric_sums / metric_count))
+                    scalars.update({"Loss/Huber": means["loss"], "Q/Mean": means["mean_q"],
+                                    "Q/Max": means["max_q"], "Loss/GradNorm": means["grad_norm"]})
+                    metric_sums[:], metric_count = 0.0, 0
+                writer.scalars(steps, scalars)
+                bar.set_postfix({"sps": f"{steps_per_second:.0f}", "eps": f"{agent.epsilon:.3f}",
+                                 "return": f"{recent_returns[-1]:.1f}" if recent_returns else "-",
+                                 "loss": f"{scalars.get('Loss/Huber', float('nan')):.4f}"},
+                                refresh=False)
+                bar.update(steps - bar.n)
+                next_summary = next_multiple(steps, config.summary_every)
+            done = steps >= config.num_steps or stop.requested
+            if steps >= next_eval or (done and config.eval_every > 0 and not stop.requested):
+                returns = evaluate(agent, eval_env, config)
+                mean = float(returns.mean())
+                run_state["last_eval_return"] = mean
+                writer.scalars(steps, {"Eval/AverageReturns": mean,
+                                       "Eval/StdReturns": float(returns.std())})
+                bar.write(f"eval at step {steps:,}: return {mean:.1f} +- {returns.std():.1f} "
+                          f"over {len(returns)} games")
+                best = run_state["best_eval_return"]
+                if best is None or mean > best:
+                    run_state["best_eval_return"] = mean
+                    if config.export_every_eval:
+                        export_policy("best", {"eval_return_mean": mean})
+                next_eval = next_multiple(steps, config.eval_every)
+                if (config.stop_at_eval_return is not None
+                        and mean >= config.stop_at_eval_return):
+                    bar.write(f"eval return {mean:.1f} >= --stop_at_eval_return "
+                              f"{config.stop_at_eval_return}: stopping")
+                    done = True
+            if steps >= next_checkpoint or done:
+                save_checkpoint()
+                next_checkpoint = next_multiple(steps, config.checkpoint_every)
+            if done:
+                break
+        bar.update(agent.agent_steps - bar.n)
+        if not stop.requested:
+            export_policy("final")
+    finally:
+        bar.close()
+        writer.flush()
+        writer.close()
+        env.close()
+        eval_env.close()
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+    return {"agent_steps": agent.agent_steps, "updates": agent.updates,
+            "target_syncs": agent.target_syncs, "stopped_by_signal": stop.requested,
+            "last_eval_return": run_state["last_eval_return"],
+            "best_eval_return": run_state["best_eval_return"],
+            "recent_train_return": float(np.mean(recent_returns)) if recent_returns else None}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if not flags.FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TF logs every SavedModel write at INFO.
+    try:
+        config = config_lib.from_flags()
+        result = train(config)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    except FloatingPointError as error:
+        print(f"error: {error}; the last good checkpoint is kept in --output_dir",
+              file=sys.stderr)
+        sys.exit(3)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    app.run(main)

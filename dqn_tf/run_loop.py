@@ -1,0 +1,102 @@
+"""Acting and the event stream: actor, run loop, episode statistics.
+
+The run loop is a generator of (timestep, actions) events in the style of
+dqn_zoo `parts.run_loop`; statistics, summaries and checkpoints consume the
+stream instead of being wired into it. Timeline for one env::
+
+    reset -> ts(first) -> actor -> a0 -> env -> ts -> actor -> a1 -> ... -> ts(last)
+          -> actor (action ignored) -> env resets -> ts(first) -> ...
+"""
+
+from typing import Callable, Iterator, NamedTuple
+
+import numpy as np
+
+from dqn_tf.atari_env import TimeStep
+from dqn_tf.history import HistoryStacker
+
+
+class EpsilonGreedyActor:
+    """Turns TimeSteps into actions: keeps the history, explores with prob. epsilon.
+
+    `greedy_fn(states [E, *stack_shape]) -> [E] int actions` may be a tf.function
+    over the training network or a SavedModel signature; the actor does not care.
+    """
+
+    def __init__(self, greedy_fn: Callable, *, num_actions: int, num_envs: int,
+                 observation_shape: tuple, history_length: int, dtype, seed: int):
+        self._greedy_fn = greedy_fn
+        self._num_actions = num_actions
+        self._num_envs = num_envs
+        self.history = HistoryStacker(num_envs, observation_shape, history_length, dtype)
+        self.rng = np.random.default_rng(seed)
+
+    def step(self, timestep: TimeStep, epsilon: float) -> np.ndarray:
+        """Returns [E] int32 actions for the observations in `timestep`."""
+        self.history.reset(timestep.first)
+        states = self.history.push(timestep.observation)
+        actions = self.rng.integers(self._num_actions, size=self._num_envs, dtype=np.int32)
+        explore = self.rng.random(self._num_envs) < epsilon
+        if not explore.all():
+            greedy = np.asarray(self._greedy_fn(states), np.int32)
+            actions = np.where(explore, actions, greedy)
+        return actions
+
+
+def run_loop(actor_step: Callable[[TimeStep], np.ndarray], env) -> Iterator:
+    """Yields (timestep, actions) forever; the consumer decides when to stop.
+
+    Args:
+      actor_step: maps a TimeStep to [E] actions (e.g. `DqnAgent.step`).
+      env: a `BatchedEnv`.
+    """
+    timestep = env.reset()
+    while True:
+        actions = actor_step(timestep)
+        yield timestep, actions
+        timestep = env.step(actions)
+
+
+class Episode(NamedTuple):
+    """A finished game: raw (unclipped) return over all lives, length in agent steps."""
+
+    env_index: int
+    episode_return: float
+    length: int
+    truncated: bool
+
+
+class EpisodeTracker:
+    """Accumulates raw returns per env and reports each game as it ends."""
+
+    def __init__(self, num_envs: int):
+        self._returns = np.zeros(num_envs, np.float64)
+        self._lengths = np.zeros(num_envs, np.int64)
+
+    def observe(self, timestep: TimeStep) -> list:
+        """Consumes one TimeStep; returns the `Episode`s that ended with it."""
+        self._returns[timestep.first] = 0.0
+        self._lengths[timestep.first] = 0
+        running = ~timestep.first
+        self._returns[running] += timestep.reward[running]
+        self._lengths[running] += 1
+        return [Episode(int(e), float(self._returns[e]), int(self._lengths[e]),
+                        bool(timestep.truncated[e]))
+                for e in np.flatnonzero(timestep.last)]
+
+
+def run_episodes(actor: EpsilonGreedyActor, env, num_episodes: int, epsilon: float,
+                 on_episode: Callable[[Episode], None] | None = None) -> list:
+    """Plays until `num_episodes` full games have ended; returns their `Episode`s.
+
+    With several envs, the first `num_episodes` games to finish are kept.
+    """
+    tracker = EpisodeTracker(env.num_envs)
+    episodes = []
+    for timestep, _ in run_loop(lambda ts: actor.step(ts, epsilon), env):
+        for episode in tracker.observe(timestep):
+            episodes.append(episode)
+            if on_episode is not None:
+                on_episode(episode)
+        if len(episodes) >= num_episodes:
+            return episodes[:num_episodes]

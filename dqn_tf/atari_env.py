@@ -275,10 +275,11 @@ def make_env(env_id: str, *, num_envs: int = 1, seed: int = 0,
              sticky_action_prob: float = 0.25, noop_max: int = 30, action_repeat: int = 4,
              fire_reset: bool = False,
              max_frames_per_episode: int = NATURE_MAX_FRAMES_PER_EPISODE) -> BatchedEnv:
-    """Builds ``num_envs`` copies of a resolved env id; env i is seeded ``seed + i``.
+    """Builds ``num_envs`` copies of an env (any name `resolve_env_id` takes).
 
-    The Atari arguments are ignored for non-Atari envs.
+    Env i is seeded ``seed + i``. The Atari arguments are ignored for non-Atari envs.
     """
+    env_id = resolve_env_id(env_id)
     if is_atari(env_id):
         games = [AtariGame(env_id, sticky_action_prob=sticky_action_prob, noop_max=noop_max,
                            action_repeat=action_repeat, fire_reset=fire_reset,

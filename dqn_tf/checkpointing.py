@@ -92,6 +92,7 @@ def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: boo
     except OSError as error:
         raise UserInputError(f"--output_dir={output_dir} is not writable ({error.strerror}); "
                              "choose another --output_dir") from None
+    learning_config = json.loads(json.dumps(learning_config))  # Tuples -> lists, as on disk.
     path = os.path.join(output_dir, "config.json")
     if os.path.exists(path):
         try:

@@ -1,0 +1,165 @@
+"""Tests for dqn_tf.agent: the update against NumPy, tracing, target sync, cadence."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dqn_tf import agent as agent_lib
+from dqn_tf import atari_env, networks, replay, run_loop
+from tests.fakes import ScriptedGame
+
+
+def linear_network(weights, bias):
+    """Q(s) = s @ weights + bias, a network whose gradient we can write by hand."""
+    model = keras.Sequential([keras.Input((weights.shape[0],)), keras.layers.Dense(
+        weights.shape[1])])
+    model.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+    return model
+
+
+def numpy_update(w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr):
+    """Independent reference: DQN loss and one SGD step, written out in NumPy."""
+    q_target_t = s_t @ w_target + b_target
+    y = r_t + discount_t * q_target_t.max(axis=1)  # Masked max target.
+    q_tm1 = s_tm1 @ w + b
+    q_acted = q_tm1[np.arange(len(a_tm1)), a_tm1]  # Gather of the taken action.
+    td = y - q_acted
+    huber = np.where(np.abs(td) <= 1, 0.5 * td ** 2, np.abs(td) - 0.5)
+    loss = huber.mean()
+    # d loss / d q_acted = -clip(td, -1, 1) / B; only the taken action's column.
+    dq = np.zeros_like(q_tm1)
+    dq[np.arange(len(a_tm1)), a_tm1] = -np.clip(td, -1, 1) / len(a_tm1)
+    grad_w, grad_b = s_tm1.T @ dq, dq.sum(axis=0)
+    grad_norm = np.sqrt((grad_w ** 2).sum() + (grad_b ** 2).sum())
+    return loss, q_tm1, w - lr * grad_w, b - lr * grad_b, grad_norm
+
+
+@pytest.mark.parametrize("jit_compile", [False, True])
+def test_update_matches_numpy_reference(jit_compile):
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(3, 4)), rng.normal(size=4)
+    w_target, b_target = rng.normal(size=(3, 4)), rng.normal(size=4)
+    online, target = linear_network(w, b), linear_network(w_target, b_target)
+    optimizer = keras.optimizers.SGD(learning_rate=0.1)
+    update = agent_lib.build_update_fn(online, target, optimizer,
+                                       agent_lib.state_spec((3,), np.float32),
+                                       jit_compile=jit_compile)
+    s_tm1 = rng.normal(size=(6, 3)).astype(np.float32) * 3  # Some |td| > 1: both Huber arms.
+    s_t = rng.normal(size=(6, 3)).astype(np.float32)
+    a_tm1 = np.array([0, 1, 2, 3, 1, 1], np.int32)
+    r_t = np.array([1, -1, 0, 0.5, 2, 0], np.float32)
+    # Terminal (0), gamma (0.99) and an n-step gamma^3 discount.
+    discount_t = np.array([0.0, 0.99, 0.99, 0.99 ** 3, 0.0, 0.99], np.float32)
+    metrics = update(s_tm1, a_tm1, r_t, discount_t, s_t).numpy()
+    loss, q_tm1, w_new, b_new, grad_norm = numpy_update(
+        w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr=0.1)
+    np.testing.assert_allclose(metrics, [loss, q_tm1.mean(), q_tm1.max(), grad_norm],
+                               rtol=1e-5)
+    np.testing.assert_allclose(online.get_weights()[0], w_new, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(online.get_weights()[1], b_new, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(target.get_weights()[0], w_target.astype(np.float32))
+
+
+def test_huber_loss_values():
+    x = tf.constant([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0])
+    expected = [2.5, 0.5, 0.125, 0.0, 0.125, 0.5, 2.5]
+    np.testing.assert_allclose(agent_lib.huber_loss(x).numpy(), expected)
+
+
+def test_update_does_not_retrace_across_batches_and_sizes():
+    online = networks.nature_cnn(6)
+    target = networks.nature_cnn(6)
+    update = agent_lib.build_update_fn(online, target, agent_lib.make_optimizer("rmsprop"),
+                                       agent_lib.state_spec((84, 84, 4), np.uint8))
+    rng = np.random.default_rng(0)
+    for batch_size in (32, 32, 8):
+        s = rng.integers(0, 255, (batch_size, 84, 84, 4), dtype=np.uint8)
+        update(s, rng.integers(0, 6, batch_size, dtype=np.int32),
+               np.ones(batch_size, np.float32), np.full(batch_size, 0.99, np.float32), s)
+    assert update.experimental_get_tracing_count() == 1
+
+
+def test_target_sync_copies_exactly():
+    online, target = networks.nature_cnn(4, name="a"), networks.nature_cnn(4, name="b")
+    differ = [not np.array_equal(o, t) for o, t in zip(online.get_weights(),
+                                                       target.get_weights())]
+    assert any(differ)
+    agent_lib.build_sync_fn(online, target)()
+    for o, t in zip(online.get_weights(), target.get_weights()):
+        np.testing.assert_array_equal(o, t)
+
+
+def test_optimizer_presets():
+    card = agent_lib.make_optimizer("rmsprop")
+    assert isinstance(card, keras.optimizers.RMSprop)
+    assert (card.momentum, card.epsilon, card.rho, card.centered) == (0.95, 0.1, 0.9, False)
+    nature = agent_lib.make_optimizer("nature_rmsprop")
+    assert (nature.momentum, nature.epsilon, nature.rho, nature.centered) == (0.0, 0.01, 0.95,
+                                                                             True)
+    adam = agent_lib.make_optimizer("adam", learning_rate=1e-3)
+    assert isinstance(adam, keras.optimizers.Adam) and adam.epsilon == 1.5e-4
+    assert float(adam.learning_rate) == pytest.approx(1e-3)
+
+
+def make_agent(num_envs=1, **overrides):
+    kwargs = dict(num_envs=num_envs, batch_size=4, min_replay_size=10, train_every=4,
+                  target_update_period=20, epsilon_start=1.0, epsilon_end=0.1,
+                  epsilon_decay_steps=100, reward_clip=1.0, life_loss_terminal=True, seed=0)
+    kwargs.update(overrides)
+    online = networks.mlp(2, (1,), (8,), name="online")
+    target = networks.mlp(2, (1,), (8,), name="target")
+    memory = replay.ReplayMemory(1000, (1,), np.float32, history_length=1,
+                                 num_envs=num_envs)
+    return agent_lib.DqnAgent(online_network=online, target_network=target,
+                              optimizer=keras.optimizers.SGD(0.01), replay=memory, **kwargs)
+
+
+def drive(agent, env, steps):
+    for timestep, _ in run_loop.run_loop(agent.step, env):
+        if agent.agent_steps >= steps:
+            return timestep
+
+
+def test_agent_learns_on_cadence_and_syncs_target():
+    agent = make_agent()
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(7,))])
+    drive(agent, env, 50)
+    # Learning starts once 10 transitions are stored: steps 10..50 pay 41 credits
+    # -> 10 updates at one per 4 agent steps. Target syncs at 20 and 40.
+    assert agent.agent_steps == 50 and len(agent.replay) == 50
+    assert agent.updates == 10
+    assert agent.target_syncs == 2
+
+
+def test_agent_records_what_the_env_did():
+    agent = make_agent(life_loss_terminal=False)
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(3,))])
+    drive(agent, env, 6)
+    memory = agent.replay
+    # Observations count up 1,2,3,4 (game 1: reset + 3 steps), 5,6,7,8 (game 2).
+    # Stored: the observation each action was taken at, never the final one.
+    assert memory.frames[0, :6, 0].tolist() == [1, 2, 3, 5, 6, 7]
+    assert memory.terminal[0, :6].tolist() == [False, False, True] * 2
+    assert memory.episode_end[0, :6].tolist() == [False, False, True] * 2
+
+
+def test_agent_state_round_trip():
+    agent = make_agent()
+    drive(agent, atari_env.BatchedEnv([ScriptedGame()]), 30)
+    state = agent.get_state()
+    other = make_agent()
+    other.set_state(state)
+    assert other.get_state() == state
+    assert other.epsilon == agent.epsilon
+
+
+def test_epsilon_greedy_actor_is_greedy_at_zero_and_random_at_one():
+    greedy = lambda states: np.full(len(states), 1, np.int32)  # noqa: E731
+    actor = run_loop.EpsilonGreedyActor(greedy, num_actions=5, num_envs=64,
+                                        observation_shape=(1,), history_length=1,
+                                        dtype=np.float32, seed=0)
+    ts = atari_env.TimeStep(np.zeros((64, 1), np.float32), np.zeros(64, np.float32),
+                            np.ones(64, bool), *(np.zeros(64, bool),) * 3)
+    assert (actor.step(ts, 0.0) == 1).all()
+    assert len(set(actor.step(ts, 1.0).tolist())) == 5

@@ -1,0 +1,206 @@
+"""Tests for dqn_tf.replay: stacks, boundaries, n-step sums, wrap-around, save/load."""
+
+import os
+
+import numpy as np
+import pytest
+
+from dqn_tf.errors import UserInputError
+from dqn_tf.replay import ReplayMemory
+
+
+def add_frames(memory, values, terminal=(), episode_end=(), reward=1.0):
+    """Adds one env's frames whose every pixel equals their value."""
+    for value in values:
+        memory.add(np.full((1,) + memory.observation_shape, value, memory.observation_dtype),
+                   np.array([value]), np.array([reward], np.float32),
+                   np.array([value in terminal]), np.array([value in episode_end]))
+
+
+def test_stack_is_last_h_frames_channels_last():
+    memory = ReplayMemory(100, (84, 84), history_length=4)
+    add_frames(memory, range(1, 11))
+    stack = memory.stacks(np.array([0]), np.array([6]))  # Slot 6 holds frame value 7.
+    assert stack.shape == (1, 84, 84, 4) and stack.dtype == np.uint8
+    assert stack[0, 0, 0].tolist() == [4, 5, 6, 7]
+    assert (stack[0, :, :, 0] == 4).all()
+
+
+def test_frames_from_an_earlier_game_are_zero():
+    memory = ReplayMemory(100, (84, 84), history_length=4)
+    add_frames(memory, range(1, 11), episode_end={5})  # Frame 5 ends a game; 6 starts one.
+    stacks = memory.stacks(np.zeros(4, int), np.array([4, 5, 6, 8]))
+    assert stacks[:, 0, 0].tolist() == [[2, 3, 4, 5], [0, 0, 0, 6], [0, 0, 6, 7],
+                                        [6, 7, 8, 9]]
+
+
+def test_frames_before_the_first_add_are_zero():
+    memory = ReplayMemory(100, (84, 84), history_length=4)
+    add_frames(memory, range(1, 4))
+    assert memory.stacks(np.array([0]), np.array([1]))[0, 0, 0].tolist() == [0, 0, 1, 2]
+
+
+def test_life_loss_terminal_does_not_cut_the_stack():
+    # A lost life is a terminal for learning but the game (and the acting stack) go on.
+    memory = ReplayMemory(100, (84, 84), history_length=4)
+    add_frames(memory, range(1, 11), terminal={5})
+    assert memory.stacks(np.array([0]), np.array([6]))[0, 0, 0].tolist() == [4, 5, 6, 7]
+
+
+def test_n_step_returns_by_hand():
+    memory = ReplayMemory(100, (1,), np.float32, history_length=1, n_step=3, gamma=0.5)
+    # Rewards r_j = j for frames 1..12; frame 8 is terminal (and ends its game).
+    for j in range(1, 13):
+        memory.add(np.array([[j]], np.float32), np.array([j]), np.array([float(j)]),
+                   np.array([j == 8]), np.array([j == 8]))
+    env = np.zeros(4, int)
+    valid, steps, r_t, discount_t = memory._horizon(env, np.array([0, 5, 6, 7]))
+    # Index 0 (frame 1): 1 + .5*2 + .25*3 = 2.75, discount .5^3, next = frame 4.
+    # Index 5 (frame 6): 6 + .5*7 + .25*8 = 11.5, terminal at k=2: discount 0.
+    # Index 6 (frame 7): 7 + .5*8 = 11, cut after 2 steps.  Index 7: 8, cut after 1.
+    assert valid.all()
+    np.testing.assert_allclose(r_t, [2.75, 11.5, 11.0, 8.0])
+    np.testing.assert_allclose(discount_t, [0.125, 0.0, 0.0, 0.0])
+    assert steps.tolist() == [3, 3, 2, 1]
+
+
+def test_truncation_inside_horizon_is_never_sampled():
+    memory = ReplayMemory(100, (1,), np.float32, history_length=1, n_step=2, gamma=0.9)
+    for j in range(1, 13):  # Frame 6 ends a game by time limit (no terminal).
+        memory.add(np.array([[j]], np.float32), np.array([j]), np.array([1.0]),
+                   np.array([False]), np.array([j == 6]))
+    valid, *_ = memory._horizon(np.zeros(4, int), np.array([3, 4, 5, 6]))
+    assert valid.tolist() == [True, False, False, True]
+    for _ in range(50):
+        batch = memory.sample(16)
+        assert not np.isin(batch.s_tm1[:, 0], [5, 6]).any()
+
+
+def test_wrap_around_overwrites_oldest_and_keeps_room_for_stacks():
+    memory = ReplayMemory(10, (84, 84), history_length=4)
+    add_frames(memory, range(1, 26))  # Slots now hold frames 16..25.
+    assert len(memory) == 10
+    low, high = memory._index_ranges()
+    assert (low[0], high[0]) == (15 + 3, 25 - 1 - 1)
+    stacks = memory.stacks(np.array([0]), np.array([19]))  # Frame 20 across the seam.
+    assert stacks[0, 0, 0].tolist() == [17, 18, 19, 20]
+    for _ in range(20):
+        batch = memory.sample(32)
+        newest = batch.s_tm1[:, 0, 0, -1]
+        assert newest.min() >= 19 and newest.max() <= 24
+        assert (batch.s_t[:, 0, 0, -1] == newest + 1).all()
+
+
+def test_sample_before_enough_data_raises():
+    memory = ReplayMemory(10, (84, 84))
+    add_frames(memory, [1])
+    with pytest.raises(RuntimeError):
+        memory.sample(1)
+
+
+def naive_transition(records, i, history, n_step, gamma, oldest):
+    """Reference semantics over a plain list of (value, action, reward, terminal, end)."""
+    def stack(j):
+        out = []
+        for d in range(history - 1, -1, -1):
+            k = j - d
+            ended = any(records[m][4] for m in range(max(k, 0), j))
+            out.append(0.0 if k < 0 or ended else records[k][0])
+        return out
+    if i < (oldest + history - 1 if oldest > 0 else 0) or i + n_step > len(records) - 1:
+        return None
+    ret, discount, nxt = 0.0, gamma ** n_step, i + n_step
+    for k in range(n_step):
+        value, _, reward, terminal, end = records[i + k]
+        ret += gamma ** k * reward
+        if terminal:
+            discount, nxt = 0.0, i + k + 1
+            break
+        if end:
+            return None
+    return (tuple(stack(i)), records[i][1], ret, discount, tuple(stack(nxt)))
+
+
+@pytest.mark.parametrize("history,n_step,num_envs", [(4, 1, 1), (1, 1, 1), (4, 3, 1),
+                                                     (2, 3, 3)])
+def test_random_episodes_match_naive_reference(history, n_step, num_envs):
+    rng = np.random.default_rng(history * 100 + n_step * 10 + num_envs)
+    capacity, gamma = 60 * num_envs, 0.9
+    memory = ReplayMemory(capacity, (1,), np.float32, history_length=history, n_step=n_step,
+                          gamma=gamma, num_envs=num_envs, seed=1)
+    records = [[] for _ in range(num_envs)]
+    for _ in range(400):
+        mask = rng.random(num_envs) < 0.8
+        values = np.array([[1000.0 * e + len(records[e]) + 1] for e in range(num_envs)],
+                          np.float32)
+        actions = rng.integers(0, 5, num_envs)
+        rewards = rng.normal(size=num_envs).astype(np.float32)
+        terminal = rng.random(num_envs) < 0.08
+        end = terminal & (rng.random(num_envs) < 0.5) | (rng.random(num_envs) < 0.04)
+        memory.add(values, actions, rewards, terminal, end, env_mask=mask)
+        for e in np.flatnonzero(mask):
+            records[e].append((float(values[e, 0]), int(actions[e]), float(rewards[e]),
+                               bool(terminal[e]), bool(end[e])))
+        if rng.random() < 0.1 and memory.can_sample():
+            batch = memory.sample(16)
+            for b in range(16):
+                newest = batch.s_tm1[b][-1] if history == 1 else batch.s_tm1[b].reshape(-1)[-1]
+                e, i = divmod(int(newest) - 1, 1000)
+                oldest = max(0, len(records[e]) - memory.segment_capacity)
+                expected = naive_transition(records[e], i, history, n_step, gamma, oldest)
+                assert expected is not None, f"sampled an invalid index {i} of env {e}"
+                got = (tuple(batch.s_tm1[b].tolist()), int(batch.a_tm1[b]),
+                       float(batch.r_t[b]), float(batch.discount_t[b]),
+                       tuple(batch.s_t[b].tolist()))
+                assert got[0] == expected[0] and got[1] == expected[1]
+                np.testing.assert_allclose(got[2:4], expected[2:4], rtol=1e-5, atol=1e-6)
+                assert got[4] == expected[4]
+
+
+def test_sampling_is_uniform_over_valid_indices():
+    memory = ReplayMemory(1000, (1,), np.float32, history_length=1, seed=0)
+    add_frames(memory, range(1, 102))  # 100 sampleable indices.
+    counts = np.bincount(memory.sample(50_000).s_tm1[:, 0].astype(int), minlength=102)[1:101]
+    assert counts.min() > 380 and counts.max() < 620  # Expect 500 each.
+
+
+def test_save_load_round_trip_without_pickle(tmp_path):
+    memory = ReplayMemory(50, (84, 84), history_length=4, seed=3)
+    add_frames(memory, range(1, 80), terminal={30}, episode_end={30, 60})
+    memory.save(str(tmp_path))
+    for name in ("frames", "action", "reward", "terminal", "episode_end", "num_added"):
+        with open(tmp_path / f"{name}.npy", "rb") as f:
+            assert b"pickle" not in f.read(200)
+    restored = ReplayMemory(50, (84, 84), history_length=4, seed=99)
+    restored.load(str(tmp_path))
+    a, b = memory.sample(8), restored.sample(8)  # Same RNG state -> same batch.
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_load_checks_every_file_before_reading(tmp_path):
+    memory = ReplayMemory(50, (84, 84))
+    add_frames(memory, range(1, 10))
+    memory.save(str(tmp_path))
+    os.remove(tmp_path / "reward.npy")
+    fresh = ReplayMemory(50, (84, 84))
+    with pytest.raises(UserInputError, match="reward.npy"):
+        fresh.load(str(tmp_path))
+    assert fresh.num_added.sum() == 0  # Nothing was half-loaded.
+
+
+def test_load_refuses_another_configuration(tmp_path):
+    memory = ReplayMemory(50, (84, 84))
+    memory.save(str(tmp_path))
+    with pytest.raises(UserInputError, match="capacity"):
+        ReplayMemory(60, (84, 84)).load(str(tmp_path))
+
+
+def test_load_reports_a_truncated_file(tmp_path):
+    memory = ReplayMemory(50, (84, 84))
+    add_frames(memory, range(1, 10))
+    memory.save(str(tmp_path))
+    path = tmp_path / "frames.npy"
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(UserInputError, match="frames.npy"):
+        ReplayMemory(50, (84, 84)).load(str(tmp_path))

@@ -1,0 +1,108 @@
+"""Tests for dqn_tf.checkpointing: complete-or-ignored checkpoints, retention, config guard."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dqn_tf import checkpointing
+from dqn_tf.errors import UserInputError
+from dqn_tf.replay import ReplayMemory
+
+
+def make_checkpointer(directory, value=0.0, keep=2):
+    variable = tf.Variable(np.full(3, value, np.float32))
+    return checkpointing.Checkpointer(str(directory), {"v": variable}, keep), variable
+
+
+def test_save_restore_and_keep_newest(tmp_path):
+    saver, variable = make_checkpointer(tmp_path)
+    for step in (10, 20, 30):
+        variable.assign(np.full(3, step, np.float32))
+        saver.save(step, {"step": step})
+    assert [os.path.basename(p) for p in saver.complete_checkpoints()] == [
+        "ckpt-000000000020", "ckpt-000000000030"]
+    restorer, restored = make_checkpointer(tmp_path)
+    path, state = restorer.restore_latest()
+    assert state == {"step": 30} and restored.numpy().tolist() == [30, 30, 30]
+
+
+def test_partial_checkpoint_is_ignored_and_swept(tmp_path):
+    saver, variable = make_checkpointer(tmp_path)
+    saver.save(10, {"step": 10})
+    crashed = tmp_path / "ckpt-000000000020.partial-999"
+    crashed.mkdir()
+    (crashed / "state.json").write_text("{")
+    incomplete = tmp_path / "ckpt-000000000030"  # Renamed but no COMPLETE (old layout).
+    incomplete.mkdir()
+    restorer, _ = make_checkpointer(tmp_path)
+    assert not crashed.exists()
+    assert restorer.restore_latest()[1] == {"step": 10}
+
+
+@pytest.mark.parametrize("victim", ["state.json", "tf/ckpt.index", "MANIFEST.json"])
+def test_corrupt_newest_falls_back_to_previous(tmp_path, victim):
+    saver, variable = make_checkpointer(tmp_path)
+    variable.assign([1, 1, 1])
+    saver.save(10, {"step": 10})
+    variable.assign([2, 2, 2])
+    newest = saver.save(20, {"step": 20})
+    path = os.path.join(newest, victim)
+    with open(path, "r+b") as f:
+        f.truncate(max(os.path.getsize(path) // 2, 1))
+    restorer, restored = make_checkpointer(tmp_path)
+    path, state = restorer.restore_latest()
+    assert state == {"step": 10} and restored.numpy().tolist() == [1, 1, 1]
+
+
+def test_no_restorable_checkpoint_is_a_clear_error(tmp_path):
+    saver, _ = make_checkpointer(tmp_path)
+    newest = saver.save(10, {"step": 10})
+    os.remove(os.path.join(newest, "state.json"))
+    restorer, _ = make_checkpointer(tmp_path)
+    with pytest.raises(UserInputError, match="no checkpoint .* can be restored"):
+        restorer.restore_latest()
+
+
+def test_foreign_checkpoint_shape_is_refused(tmp_path):
+    saver, _ = make_checkpointer(tmp_path)
+    saver.save(10, {"step": 10})
+    other = checkpointing.Checkpointer(str(tmp_path), {"v": tf.Variable(np.zeros(5))})
+    with pytest.raises(UserInputError):
+        other.restore_latest()
+
+
+def test_replay_saved_beside_and_restored(tmp_path):
+    saver, _ = make_checkpointer(tmp_path)
+    memory = ReplayMemory(20, (2,), np.float32, history_length=1)
+    for i in range(5):
+        memory.add(np.full((1, 2), i, np.float32), np.array([i]), np.array([1.0]),
+                   np.array([False]), np.array([False]))
+    saver.save(5, {"step": 5}, replay=memory)
+    fresh = ReplayMemory(20, (2,), np.float32, history_length=1)
+    make_checkpointer(tmp_path)[0].restore_latest(replay=fresh)
+    np.testing.assert_array_equal(fresh.frames, memory.frames)
+    assert fresh.num_added.tolist() == [5]
+
+
+def test_run_directory_refuses_other_config_unless_overwrite(tmp_path):
+    run = str(tmp_path / "run")
+    checkpointing.prepare_run_directory(run, {"env": "A", "sizes": (1, 2)}, overwrite=False)
+    checkpointing.prepare_run_directory(run, {"env": "A", "sizes": (1, 2)}, overwrite=False)
+    os.makedirs(os.path.join(run, "checkpoints", "ckpt-000000000001"))
+    with pytest.raises(UserInputError) as error:
+        checkpointing.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)}, overwrite=False)
+    assert "env: 'A' -> 'B'" in str(error.value) and "--overwrite" in str(error.value)
+    checkpointing.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)}, overwrite=True)
+    assert not os.path.exists(os.path.join(run, "checkpoints"))
+    with open(os.path.join(run, "config.json")) as f:
+        assert json.load(f)["env"] == "B"
+
+
+def test_unwritable_output_dir_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(UserInputError, match="not writable"):
+        checkpointing.prepare_run_directory(str(blocker / "run"), {}, overwrite=False)

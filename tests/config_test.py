@@ -1,0 +1,60 @@
+"""Tests for dqn_tf.config: defaults, presets, validation messages."""
+
+import dataclasses
+import os
+
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from dqn_tf import config as config_lib
+from dqn_tf.errors import UserInputError
+
+FLAGS_DIR = os.path.join(os.path.dirname(__file__), "..", "flags")
+
+
+@pytest.fixture(autouse=True)
+def parsed_flags():
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["test"])
+
+
+def test_defaults_follow_nature_extended_data_table_1():
+    c = config_lib.Config()
+    assert (c.replay_capacity, c.batch_size, c.history_length, c.target_update_period,
+            c.gamma, c.action_repeat, c.train_every, c.min_replay_size, c.epsilon_start,
+            c.epsilon_end, c.epsilon_decay_steps, c.noop_max, c.eval_epsilon) == (
+        1_000_000, 32, 4, 10_000, 0.99, 4, 4, 50_000, 1.0, 0.1, 1_000_000, 30, 0.05)
+    assert (c.optimizer, c.sticky_action_prob) == ("rmsprop", 0.25)
+
+
+@pytest.mark.parametrize("overrides,flag", [
+    (dict(gamma=0.0), "gamma"), (dict(gamma=1.5), "gamma"), (dict(batch_size=-1), "batch_size"),
+    (dict(epsilon_end=1.5), "epsilon_end"), (dict(history_length=0), "history_length"),
+    (dict(action_repeat=0), "action_repeat"), (dict(replay_capacity=-5), "replay_capacity"),
+    (dict(min_replay_size=2_000_000), "min_replay_size"),
+    (dict(min_replay_size=10, batch_size=32), "batch_size"),
+    (dict(eval_epsilon=-0.1), "eval_epsilon"), (dict(sticky_action_prob=2.0),
+                                                "sticky_action_prob")])
+def test_validation_names_the_flag_in_one_line(overrides, flag):
+    with pytest.raises(UserInputError) as error:
+        config_lib.validate(dataclasses.replace(config_lib.Config(), **overrides))
+    message = str(error.value)
+    assert message.startswith(f"--{flag}=") and "\n" not in message
+
+
+@pytest.mark.parametrize("preset", sorted(os.listdir(FLAGS_DIR)))
+def test_every_preset_parses_and_validates(preset):
+    with flagsaver.flagsaver():
+        flags.FLAGS(["test", f"--flagfile={os.path.join(FLAGS_DIR, preset)}"])
+        config = config_lib.from_flags()
+    with open(os.path.join(FLAGS_DIR, preset)) as f:
+        assert f.readline().startswith("#")  # Each preset is headed by its source.
+    assert config.output_dir
+
+
+def test_from_flags_resolves_env_and_default_output_dir():
+    with flagsaver.flagsaver(env="space_invaders", output_dir=""):
+        config = config_lib.from_flags()
+    assert config.env == "ALE/SpaceInvaders-v5"
+    assert config.output_dir == os.path.join("runs", "SpaceInvaders")

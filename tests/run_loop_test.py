@@ -1,0 +1,48 @@
+"""Tests for dqn_tf.run_loop: event order (tape), episode statistics."""
+
+import numpy as np
+
+from dqn_tf import atari_env, run_loop
+from tests.fakes import ScriptedGame
+
+
+def test_tape_of_reset_and_step_interleaving():
+    game = ScriptedGame(lengths=(2,))
+    env = atari_env.BatchedEnv([game])
+    tape = []
+
+    def actor(timestep):
+        tape.append(("act", bool(timestep.first[0]), bool(timestep.last[0])))
+        return np.array([len(tape) % 2])
+
+    for i, _ in enumerate(run_loop.run_loop(actor, env)):
+        if i == 5:
+            break
+    assert tape == [("act", True, False), ("act", False, False), ("act", False, True),
+                    ("act", True, False), ("act", False, False), ("act", False, True)]
+    # The action after the last step (tape[2]) is never sent to the game.
+    assert [entry[0] for entry in game.log] == ["reset", "step", "step", "reset", "step",
+                                                "step"]
+    # Actions 1, 0 (game 1), [1 ignored], 0, 1 (game 2).
+    assert [entry[1] for entry in game.log if entry[0] == "step"] == [1, 0, 0, 1]
+
+
+def test_episode_tracker_reports_full_game_returns_per_env():
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(2,)), ScriptedGame(lengths=(3,))])
+    tracker = run_loop.EpisodeTracker(2)
+    episodes = []
+    for i, (timestep, _) in enumerate(run_loop.run_loop(lambda ts: np.zeros(2, int), env)):
+        episodes += tracker.observe(timestep)
+        if i == 8:
+            break
+    assert [(e.env_index, e.episode_return, e.length) for e in episodes] == [
+        (0, 2.0, 2), (1, 3.0, 3), (0, 2.0, 2), (1, 3.0, 3), (0, 2.0, 2)]
+
+
+def test_run_episodes_counts_truncated_games():
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(4,), truncate=True)])
+    actor = run_loop.EpsilonGreedyActor(lambda s: np.zeros(len(s), np.int32), num_actions=2,
+                                        num_envs=1, observation_shape=(1,), history_length=1,
+                                        dtype=np.float32, seed=0)
+    episodes = run_loop.run_episodes(actor, env, 3, epsilon=0.0)
+    assert [(e.episode_return, e.truncated) for e in episodes] == [(4.0, True)] * 3

@@ -1,5 +1,7 @@
 """Tests for dqn_tf.agent: the update against NumPy, tracing, target sync, cadence."""
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -163,3 +165,7 @@ def test_epsilon_greedy_actor_is_greedy_at_zero_and_random_at_one():
                             np.ones(64, bool), *(np.zeros(64, bool),) * 3)
     assert (actor.step(ts, 0.0) == 1).all()
     assert len(set(actor.step(ts, 1.0).tolist())) == 5
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

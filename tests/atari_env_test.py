@@ -1,5 +1,7 @@
 """Tests for dqn_tf.atari_env: preprocessing order, signals, name resolution, real ALE."""
 
+import sys
+
 import hashlib
 
 import numpy as np
@@ -176,3 +178,7 @@ def test_real_space_invaders_game_runs_to_the_end_with_raw_returns_and_lives():
     assert ts.terminated[0] and not ts.truncated[0]
     assert lives_lost == 3  # SpaceInvaders starts with 3 lives.
     assert total > 0 and total % 5 == 0  # Raw Space Invaders points, not clipped.
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

@@ -1,5 +1,7 @@
 """Tests for dqn_tf.checkpointing: complete-or-ignored checkpoints, retention, config guard."""
 
+import sys
+
 import json
 import os
 
@@ -106,3 +108,7 @@ def test_unwritable_output_dir_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(UserInputError, match="not writable"):
         checkpointing.prepare_run_directory(str(blocker / "run"), {}, overwrite=False)
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

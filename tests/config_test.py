@@ -1,5 +1,7 @@
 """Tests for dqn_tf.config: defaults, presets, validation messages."""
 
+import sys
+
 import dataclasses
 import os
 
@@ -58,3 +60,7 @@ def test_from_flags_resolves_env_and_default_output_dir():
         config = config_lib.from_flags()
     assert config.env == "ALE/SpaceInvaders-v5"
     assert config.output_dir == os.path.join("runs", "SpaceInvaders")
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

@@ -1,6 +1,9 @@
 """Tests for dqn_tf.history: acting stacks per env, resets, layouts."""
 
+import sys
+
 import numpy as np
+import pytest
 
 from dqn_tf.history import HistoryStacker, stack_frames, stack_shape
 
@@ -30,3 +33,7 @@ def test_vector_observations_flatten_to_d_times_h():
     assert stack_shape((3,), 2) == (6,)
     assert states.tolist() == [[1, 4, 2, 5, 3, 6]]  # Per feature, oldest first.
     assert stack_frames(np.array([[[1, 2, 3], [4, 5, 6]]])).tolist() == states.tolist()
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

@@ -1,6 +1,9 @@
 """Tests for dqn_tf.networks: architecture, dtypes, in-model scaling."""
 
+import sys
+
 import numpy as np
+import pytest
 
 from dqn_tf import networks
 
@@ -34,3 +37,7 @@ def test_mlp_hidden_sizes():
     assert [layer.units for layer in model.layers[1:]] == [32, 16, 2]
     assert networks.q_network(2, (4,), (8,)).output_shape == (None, 2)
     assert networks.q_network(5, (84, 84, 4)).output_shape == (None, 5)
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

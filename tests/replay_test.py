@@ -1,5 +1,7 @@
 """Tests for dqn_tf.replay: stacks, boundaries, n-step sums, wrap-around, save/load."""
 
+import sys
+
 import os
 
 import numpy as np
@@ -204,3 +206,7 @@ def test_load_reports_a_truncated_file(tmp_path):
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(UserInputError, match="frames.npy"):
         ReplayMemory(50, (84, 84)).load(str(tmp_path))
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

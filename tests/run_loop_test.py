@@ -1,6 +1,9 @@
 """Tests for dqn_tf.run_loop: event order (tape), episode statistics."""
 
+import sys
+
 import numpy as np
+import pytest
 
 from dqn_tf import atari_env, run_loop
 from tests.fakes import ScriptedGame
@@ -46,3 +49,7 @@ def test_run_episodes_counts_truncated_games():
                                         dtype=np.float32, seed=0)
     episodes = run_loop.run_episodes(actor, env, 3, epsilon=0.0)
     assert [(e.episode_return, e.truncated) for e in episodes] == [(4.0, True)] * 3
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

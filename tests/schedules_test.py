@@ -1,5 +1,7 @@
 """Tests for dqn_tf.schedules."""
 
+import sys
+
 import pytest
 
 from dqn_tf.schedules import linear_epsilon
@@ -16,3 +18,7 @@ def test_linear_epsilon(step, expected):
 def test_zero_decay_jumps_to_end_after_warmup():
     assert linear_epsilon(5, start=1.0, end=0.01, decay_agent_steps=0,
                           warmup_agent_steps=5) == 0.01
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

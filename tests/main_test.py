@@ -1,0 +1,86 @@
+"""End-to-end tests of dqn_tf.main: Atari smoke, resume, CartPole learning, bad input."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from absl import flags
+from absl.testing import flagsaver
+
+from dqn_tf import config as config_lib
+from dqn_tf import main as main_lib
+from tests.summaries_test import read_scalars
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+
+
+def train_with_preset(preset, **overrides):
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["test"])
+    with flagsaver.flagsaver():
+        flags.FLAGS(["test", f"--flagfile={os.path.join(ROOT, 'flags', preset)}"])
+        for name, value in overrides.items():
+            flags.FLAGS[name].value = value
+        return main_lib.train(config_lib.from_flags())
+
+
+@pytest.mark.slow
+def test_atari_smoke_trains_checkpoints_logs_and_resumes(tmp_path):
+    out = str(tmp_path / "run")
+    result = train_with_preset("smoke.cfg", env="SpaceInvaders", output_dir=out, progress=False)
+    assert result["agent_steps"] == 600
+    assert result["updates"] >= 1 and result["target_syncs"] >= 1
+    checkpoints = sorted(glob.glob(os.path.join(out, "checkpoints", "ckpt-*")))
+    assert [os.path.basename(p) for p in checkpoints] == ["ckpt-000000000300",
+                                                          "ckpt-000000000600"]
+    assert all(os.path.exists(os.path.join(p, "COMPLETE")) for p in checkpoints)
+    scalars = read_scalars(os.path.join(out, "tensorboard"))
+    for tag in ("Train/EpisodeReturn", "Train/AverageStepsPerSecond", "Train/Epsilon",
+                "Loss/Huber", "Q/Mean", "Eval/AverageReturns", "Eval/StdReturns"):
+        assert tag in scalars, tag
+    assert np.isfinite([v for _, v in scalars["Loss/Huber"]]).all()
+    assert all(step <= 600 for _, step in [(v, s) for s, v in scalars["Loss/Huber"]])
+    assert os.path.exists(os.path.join(out, "saved_model", "final", "saved_model.pb"))
+    # Rerunning with a longer horizon resumes at 600 instead of starting over.
+    resumed = train_with_preset("smoke.cfg", env="space_invaders", output_dir=out,
+                                num_steps=900, progress=False)
+    assert resumed["agent_steps"] == 900
+    assert resumed["updates"] > result["updates"]
+    state = json.load(open(os.path.join(out, "checkpoints", "ckpt-000000000900",
+                                        "state.json")))
+    assert state["agent"]["agent_steps"] == 900
+
+
+@pytest.mark.slow
+def test_cartpole_is_learned_within_50k_agent_steps(tmp_path):
+    result = train_with_preset("cartpole.cfg", output_dir=str(tmp_path), progress=False)
+    assert result["best_eval_return"] >= 475, result
+    assert result["agent_steps"] <= 50_000
+
+
+def run_main(*args):
+    return subprocess.run([sys.executable, "-m", "dqn_tf.main", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("args,fragment", [
+    (["--env=SpaceInvader"], "did you mean SpaceInvaders"),
+    (["--gamma=1.5"], "--gamma=1.5 is invalid"),
+    (["--batch_size=64", "--min_replay_size=32"], "--batch_size=64 is invalid"),
+    (["--history_length=0"], "--history_length=0 is invalid"),
+])
+def test_bad_input_is_one_line_error_and_nonzero_exit(tmp_path, args, fragment):
+    proc = run_main(f"--output_dir={tmp_path}/run", *args)
+    assert proc.returncode == 2
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and fragment in errors[0], proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

@@ -114,11 +114,10 @@ def test_evaluate_bad_inputs(tmp_path):
 
 
 @pytest.mark.slow
-def test_evaluate_cartpole_matches_trainer_eval(tmp_path):
-    from tests.main_test import train_with_preset
-    result = train_with_preset("cartpole.cfg", output_dir=str(tmp_path / "run"), progress=False)
+def test_evaluate_cartpole_matches_trainer_eval(tmp_path, trained_cartpole):
+    run, result = trained_cartpole
     report = str(tmp_path / "eval.json")
-    proc = run_evaluate(f"--saved_model={tmp_path}/run/saved_model/best", "--episodes=20",
+    proc = run_evaluate(f"--saved_model={run}/saved_model/best", "--episodes=20",
                         "--epsilon=0", "--noop_max=0", f"--output_json={report}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluated = json.load(open(report))["mean"]

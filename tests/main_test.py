@@ -56,8 +56,8 @@ def test_atari_smoke_trains_checkpoints_logs_and_resumes(tmp_path):
 
 
 @pytest.mark.slow
-def test_cartpole_is_learned_within_50k_agent_steps(tmp_path):
-    result = train_with_preset("cartpole.cfg", output_dir=str(tmp_path), progress=False)
+def test_cartpole_is_learned_within_50k_agent_steps(trained_cartpole):
+    _, result = trained_cartpole
     assert result["best_eval_return"] >= 475, result
     assert result["agent_steps"] <= 50_000
 

@@ -93,6 +93,24 @@ def test_evaluate_atari_smoke_model_writes_video_and_json(tmp_path):
     # The smoke preset caps games at 4,000 raw frames = 1,000 agent steps.
     frames = capture.get(cv2.CAP_PROP_FRAME_COUNT)
     assert frames >= 50 and "human-normalised" in proc.stdout
+    # On-demand export from the run's newest checkpoint.
+    proc = subprocess.run([sys.executable, "-m", "dqn_tf.export", f"--checkpoint_dir={out}",
+                           f"--saved_model_dir={tmp_path}/exported"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with open(tmp_path / "exported" / "assets" / "dqn_tf.json") as f:
+        assert json.load(f)["agent_steps"] == 300
+
+
+@pytest.mark.slow
+def test_evaluate_does_not_import_the_trainer():
+    code = ("import sys, dqn_tf.evaluate; "
+            "bad = [m for m in ('dqn_tf.agent', 'dqn_tf.networks', 'dqn_tf.replay', "
+            "'dqn_tf.main', 'dqn_tf.checkpointing', 'dqn_tf.export') if m in sys.modules]; "
+            "assert not bad, bad")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
 
 
 @pytest.mark.slow

@@ -22,7 +22,7 @@ def rss_gb() -> float:
     with open("/proc/self/status") as f:
         for line in f:
             if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1e6
+                return int(line.split()[1]) * 1024 / 1e9  # VmRSS is in KiB.
     return float("nan")
 
 

@@ -248,9 +248,6 @@ class DqnAgent:
                                      f"(update {self.updates}): {values}")
         return self.last_metrics
 
-    def sync_target(self) -> None:
-        self._sync_target()
-
     # ------------------------------------------------------------ state
 
     def trackables(self) -> dict:

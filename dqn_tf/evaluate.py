@@ -23,9 +23,8 @@ import tqdm  # noqa: E402
 
 from dqn_tf import atari_env, run_loop  # noqa: E402
 from dqn_tf.errors import UserInputError  # noqa: E402
+from dqn_tf.export import FORMAT, METADATA_ASSET  # noqa: E402  (imports no trainer code)
 from dqn_tf.history import stack_shape  # noqa: E402
-
-FORMAT = "dqn_tf.saved_model/1"  # Keep equal to export.FORMAT (not imported: no trainer).
 
 # (random, human) per game, Mnih et al. (2015) Extended Data Table 2.
 HUMAN_AND_RANDOM = {
@@ -61,7 +60,7 @@ def load_policy(directory: str):
     if not tf.saved_model.contains_saved_model(directory):
         raise UserInputError(f"--saved_model={directory} is not a SavedModel (no "
                              "saved_model.pb); pass a directory written by dqn_tf")
-    metadata_path = os.path.join(directory, "assets", "dqn_tf.json")
+    metadata_path = os.path.join(directory, "assets", METADATA_ASSET)
     try:
         with open(metadata_path) as f:
             metadata = json.load(f)

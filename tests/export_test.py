@@ -106,7 +106,7 @@ def test_evaluate_atari_smoke_model_writes_video_and_json(tmp_path):
 def test_evaluate_does_not_import_the_trainer():
     code = ("import sys, dqn_tf.evaluate; "
             "bad = [m for m in ('dqn_tf.agent', 'dqn_tf.networks', 'dqn_tf.replay', "
-            "'dqn_tf.main', 'dqn_tf.checkpointing', 'dqn_tf.export') if m in sys.modules]; "
+            "'dqn_tf.main', 'dqn_tf.checkpointing', 'dqn_tf.config') if m in sys.modules]; "
             "assert not bad, bad")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)

@@ -7,7 +7,7 @@ Layout of a run directory::
         tf/                                  tf.train.Checkpoint: both networks, optimizer slots
         state.json                           agent counters, RNG states, run bookkeeping
         replay/                              replay memory .npy files (--checkpoint_replay)
-        MANIFEST.json                        size (and sha256, files < 64 MiB) of each file
+        MANIFEST.json                        size and CRC-32 of every file
         COMPLETE                             written last
 
 A checkpoint is written under `ckpt-<step>.partial-<pid>/` and renamed into place
@@ -18,17 +18,16 @@ complete. Nothing is pickled: TF's own format, JSON and `.npy`.
 """
 
 import glob
-import hashlib
 import json
 import logging
 import os
 import shutil
+import zlib
 
 import tensorflow as tf
 
 from dqn_tf.errors import UserInputError
 
-_HASH_LIMIT = 64 << 20
 _PREFIX = "ckpt-"
 
 
@@ -39,12 +38,13 @@ def _write_json(path: str, value) -> None:
         os.fsync(f.fileno())
 
 
-def _sha256(path: str) -> str:
-    digest = hashlib.sha256()
+def _crc32(path: str) -> int:
+    """CRC-32 of a file's bytes (about 6 GB/s: a 7 GB replay checks in seconds)."""
+    crc = 0
     with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        for block in iter(lambda: f.read(16 << 20), b""):
+            crc = zlib.crc32(block, crc)
+    return crc
 
 
 def _manifest(directory: str) -> dict:
@@ -52,9 +52,8 @@ def _manifest(directory: str) -> dict:
     for root, _, files in os.walk(directory):
         for name in files:
             path = os.path.join(root, name)
-            size = os.path.getsize(path)
             entries[os.path.relpath(path, directory)] = {
-                "size": size, "sha256": _sha256(path) if size < _HASH_LIMIT else None}
+                "size": os.path.getsize(path), "crc32": _crc32(path)}
     return entries
 
 
@@ -71,7 +70,7 @@ def _verify(directory: str) -> str | None:
             return f"{relative} is missing"
         if os.path.getsize(path) != entry["size"]:
             return f"{relative} has {os.path.getsize(path)} bytes, expected {entry['size']}"
-        if entry["sha256"] and _sha256(path) != entry["sha256"]:
+        if _crc32(path) != entry["crc32"]:
             return f"{relative} is corrupt (checksum mismatch)"
     return None
 
@@ -178,11 +177,17 @@ class Checkpointer:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
-    def restore_latest(self, replay=None) -> tuple:
+    def restore_latest(self, replay=None, check_state=None) -> tuple:
         """Restores the newest checkpoint that verifies and loads.
 
         A checkpoint that fails verification is skipped with a warning, and the
         next older one is tried.
+
+        Args:
+          replay: a `ReplayMemory` to fill from the checkpoint's replay, or None.
+          check_state: called with the state dict before anything is restored;
+            raises `UserInputError` when the checkpoint belongs to another run
+            (another game or config).
 
         Returns:
           (path, state dict), or (None, None) when there is no checkpoint.
@@ -194,7 +199,7 @@ class Checkpointer:
         problems = []
         for path in reversed(candidates):
             try:
-                return path, self._restore(path, replay)
+                return path, self._restore(path, replay, check_state)
             except (UserInputError, ValueError, tf.errors.OpError, OSError) as error:
                 message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
                 problems.append(f"{os.path.basename(path)}: {message}")
@@ -205,12 +210,14 @@ class Checkpointer:
                                  "--overwrite")
         return None, None
 
-    def _restore(self, path: str, replay) -> dict:
+    def _restore(self, path: str, replay, check_state) -> dict:
         problem = _verify(path)
         if problem:
             raise UserInputError(problem)
         with open(os.path.join(path, "state.json")) as f:
             state = json.load(f)
+        if check_state is not None:
+            check_state(state)
         status = self._checkpoint.read(os.path.join(path, "tf", "ckpt"))
         status.assert_existing_objects_matched()
         if replay is not None:

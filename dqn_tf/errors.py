@@ -8,3 +8,11 @@ must name the problem and the fix.
 
 class UserInputError(ValueError):
     """Bad flag value, unknown game, missing or foreign checkpoint/SavedModel."""
+
+
+class OutputWriteError(RuntimeError):
+    """A checkpoint or SavedModel could not be written (disk full, I/O error).
+
+    The previous complete checkpoint is intact; training stops so that no
+    further progress is made that could not be saved.
+    """

@@ -9,6 +9,7 @@ import collections
 import dataclasses
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -23,7 +24,7 @@ import tqdm  # noqa: E402
 from dqn_tf import agent as agent_lib  # noqa: E402
 from dqn_tf import atari_env, checkpointing, export, networks, replay, run_loop, summaries  # noqa: E402,E501
 from dqn_tf import config as config_lib  # noqa: E402
-from dqn_tf.errors import UserInputError  # noqa: E402
+from dqn_tf.errors import OutputWriteError, UserInputError  # noqa: E402
 from dqn_tf.history import stack_shape  # noqa: E402
 
 _STATE_VERSION = 1
@@ -73,6 +74,33 @@ class _StopRequest:
         logging.warning("signal %d: stopping after this step with a checkpoint", signum)
 
 
+def check_checkpoint_state(state: dict, config: config_lib.Config) -> None:
+    """Raises UserInputError if a checkpoint's state.json is not from a run like this one."""
+    if state.get("version") != _STATE_VERSION:
+        raise UserInputError(f"state.json has format version {state.get('version')!r}, this "
+                             f"dqn_tf reads version {_STATE_VERSION}")
+    saved = state.get("config") or {}
+    if saved.get("env") != config.env:
+        raise UserInputError(f"it was trained on --env={saved.get('env')}, not --env={config.env}")
+    wanted = json.loads(json.dumps(config.learning_fields()))
+    differ = [k for k in sorted(wanted) if saved.get(k) != wanted[k]]
+    if differ:
+        raise UserInputError(f"it was trained with --{differ[0]}={saved.get(differ[0])}, not "
+                             f"--{differ[0]}={wanted[differ[0]]}")
+
+
+def _first_line(error: Exception) -> str:
+    """The short reason of an OSError or TF error ("No space left on device").
+
+    TF messages look like "{{function_node ...}} /path/file; File too large [Op:SaveV2]":
+    the reason is kept, the node name, path and op are dropped.
+    """
+    text = str(getattr(error, "strerror", None) or getattr(error, "message", None) or error)
+    text = re.sub(r"\{\{.*?\}\}|\[Op:\w+\]", "", text).strip()
+    text = (text.splitlines() or [type(error).__name__])[0]
+    return text.rsplit("; ", 1)[-1].strip()
+
+
 def _config_markdown(config: config_lib.Config) -> str:
     rows = "\n".join(f"|{k}|{v}|" for k, v in dataclasses.asdict(config).items())
     return "|flag|value|\n|-|-|\n" + rows
@@ -97,7 +125,10 @@ def train(config: config_lib.Config) -> dict:
     agent = build_agent(config, env)
     checkpointer = checkpointing.Checkpointer(os.path.join(config.output_dir, "checkpoints"),
                                               agent.trackables(), config.keep_checkpoints)
-    path, state = checkpointer.restore_latest(agent.replay if config.checkpoint_replay else None)
+    path, state = checkpointer.restore_latest(
+        agent.replay if config.checkpoint_replay else None,
+        check_state=lambda saved: check_checkpoint_state(saved, config))
+    logdir = os.path.join(config.output_dir, "tensorboard")
     run_state = {"best_eval_return": None, "last_eval_return": None}
     if state is not None:
         agent.set_state(state["agent"])
@@ -106,12 +137,15 @@ def train(config: config_lib.Config) -> dict:
         env = build_env(config, config.num_envs, config.seed + 7919 * agent.agent_steps)
         logging.info("resumed from %s at agent step %d", path, agent.agent_steps)
         print(f"Resuming from {path} at agent step {agent.agent_steps:,}.")
+        dropped = summaries.discard_events_after(logdir, agent.agent_steps)
+        if dropped:
+            print(f"Dropped {dropped} TensorBoard events logged after that checkpoint.")
     else:
         logging.info("starting a new run in %s", config.output_dir)
     print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
                                           dataclasses.asdict(config).items()))
     eval_env = build_env(config, 1, config.seed + 10_000)
-    writer = summaries.TensorBoardWriter(os.path.join(config.output_dir, "tensorboard"))
+    writer = summaries.TensorBoardWriter(logdir)
     writer.text("config", _config_markdown(config), step=agent.agent_steps)
     env_info = export.env_metadata(dataclasses.asdict(config), env.action_meanings,
                                    env.observation_shape)
@@ -119,14 +153,29 @@ def train(config: config_lib.Config) -> dict:
     def save_checkpoint():
         state = {"version": _STATE_VERSION, "agent": agent.get_state(), "run": run_state,
                  "config": dataclasses.asdict(config)}
-        return checkpointer.save(agent.agent_steps, state,
-                                 agent.replay if config.checkpoint_replay else None)
+        writer.flush()  # Every point up to this step is on disk before the checkpoint is.
+        try:
+            return checkpointer.save(agent.agent_steps, state,
+                                     agent.replay if config.checkpoint_replay else None)
+        except (OSError, tf.errors.OpError) as error:
+            kept = checkpointer.complete_checkpoints()
+            survivor = (f"the previous checkpoint {kept[-1]} is intact" if kept
+                        else "there is no earlier checkpoint")
+            raise OutputWriteError(
+                f"could not write the checkpoint at agent step {agent.agent_steps:,} "
+                f"({_first_line(error)}); "
+                f"{survivor}; free disk space and rerun the same command to resume") from None
 
     def export_policy(name, extra=None):
-        return export.export_saved_model(
-            agent.online_network, os.path.join(config.output_dir, "saved_model", name),
-            env=env_info, agent_steps=agent.agent_steps, config=dataclasses.asdict(config),
-            extra=extra)
+        try:
+            return export.export_saved_model(
+                agent.online_network, os.path.join(config.output_dir, "saved_model", name),
+                env=env_info, agent_steps=agent.agent_steps, config=dataclasses.asdict(config),
+                extra=extra)
+        except (OSError, tf.errors.OpError) as error:
+            raise OutputWriteError(f"could not write the SavedModel saved_model/{name} "
+                                   f"({_first_line(error)}); free disk space and rerun the "
+                                   "same command to resume") from None
 
     def next_multiple(step, period):
         return (step // period + 1) * period if period > 0 else float("inf")
@@ -233,6 +282,9 @@ def main(argv):
         print(f"error: {error}; the last good checkpoint is kept in --output_dir",
               file=sys.stderr)
         sys.exit(3)
+    except OutputWriteError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(4)
     print(json.dumps(result))
 
 

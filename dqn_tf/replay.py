@@ -262,18 +262,54 @@ class ReplayMemory:
             k = differ[0]
             raise UserInputError(f"replay in {directory} was saved with {k}={state.get(k)!r}, "
                                  f"this run has {expected[k]!r}; use a matching config")
-        arrays = {}
-        for name, path in paths.items():
+        headers = {}
+        for name, path in paths.items():  # Check every header before touching memory.
             want = getattr(self, name)
             try:
-                array = np.load(path, allow_pickle=False)
+                headers[name] = _read_npy_header(path)
             except (OSError, ValueError) as error:
                 raise UserInputError(f"replay file {path} is corrupt ({error}); resume from "
                                      "another checkpoint") from None
-            if array.shape != want.shape or array.dtype != want.dtype:
-                raise UserInputError(f"replay file {path} has shape {array.shape} "
-                                     f"{array.dtype}, expected {want.shape} {want.dtype}")
-            arrays[name] = array
-        for name, array in arrays.items():
-            setattr(self, name, array)
+            shape, dtype, offset = headers[name]
+            if shape != want.shape or dtype != want.dtype:
+                raise UserInputError(f"replay file {path} has shape {shape} {dtype}, "
+                                     f"expected {want.shape} {want.dtype}")
+            if os.path.getsize(path) != offset + want.nbytes:
+                raise UserInputError(f"replay file {path} is truncated ({os.path.getsize(path)} "
+                                     f"bytes, expected {offset + want.nbytes}); resume from "
+                                     "another checkpoint")
+        try:  # In place: a 7 GB memory is never held twice.
+            for name, path in paths.items():
+                _read_into(path, headers[name][2], getattr(self, name))
+        except OSError as error:
+            self.num_added[:] = 0  # Half-read contents are unusable: leave the memory empty.
+            raise UserInputError(f"replay in {directory} could not be read ({error}); resume "
+                                 "from another checkpoint") from None
         self.rng.bit_generator.state = state["rng_state"]
+
+
+def _read_npy_header(path: str) -> tuple:
+    """(shape, dtype, data offset) of a `.npy` file, refusing object arrays."""
+    with open(path, "rb") as f:
+        version = np.lib.format.read_magic(f)
+        readers = {(1, 0): np.lib.format.read_array_header_1_0,
+                   (2, 0): np.lib.format.read_array_header_2_0}
+        if version not in readers:
+            raise ValueError(f"unsupported .npy version {version}")
+        shape, fortran_order, dtype = readers[version](f)
+        if fortran_order or dtype.hasobject:
+            raise ValueError("not a C-ordered plain array")
+        return tuple(shape), dtype, f.tell()
+
+
+def _read_into(path: str, offset: int, array: np.ndarray) -> None:
+    """Fills C-contiguous `array` from the raw bytes of `path` starting at `offset`."""
+    view = memoryview(array.reshape(-1).view(np.uint8))
+    with open(path, "rb") as f:
+        f.seek(offset)
+        position, chunk = 0, 64 << 20
+        while position < len(view):
+            read = f.readinto(view[position:position + chunk])
+            if not read:
+                raise OSError(f"{path} ended after {position} of {len(view)} bytes")
+            position += read

@@ -1,12 +1,14 @@
 """Tests for dqn_tf.summaries: event files read back by TensorBoard's own reader."""
 
+import glob
+import os
 import sys
 
 import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from dqn_tf.summaries import TensorBoardWriter
+from dqn_tf.summaries import TensorBoardWriter, discard_events_after
 
 
 def read_scalars(logdir):
@@ -36,6 +38,36 @@ def reader_tags(logdir):
     reader = event_accumulator.EventAccumulator(str(logdir))
     reader.Reload()
     return reader.Tags()["tensors"]
+
+
+def raw_scalar_steps(logdir):
+    """{tag: [step, ...]} over every event file, duplicates kept (no TensorBoard purging)."""
+    steps = {}
+    for path in sorted(glob.glob(os.path.join(str(logdir), "*tfevents*"))):
+        try:
+            for event in tf.compat.v1.train.summary_iterator(path):
+                for value in event.summary.value:
+                    steps.setdefault(value.tag, []).append(event.step)
+        except tf.errors.DataLossError:
+            pass
+    return steps
+
+
+def test_discard_events_after_drops_what_a_killed_run_logged_past_its_checkpoint(tmp_path):
+    first = TensorBoardWriter(str(tmp_path))
+    for step in (100, 200, 300, 400):
+        first.scalars(step, {"Train/AverageReturns": float(step)})
+    first.close()
+    killed_file = glob.glob(os.path.join(str(tmp_path), "*tfevents*"))[0]
+    with open(killed_file, "ab") as f:
+        f.write(b"\x10\x00\x00")  # A record cut short by SIGKILL.
+    assert discard_events_after(str(tmp_path), 200) == 2
+    resumed = TensorBoardWriter(str(tmp_path))
+    resumed.scalars(300, {"Train/AverageReturns": -3.0})
+    resumed.close()
+    assert sorted(raw_scalar_steps(tmp_path)["Train/AverageReturns"]) == [100, 200, 300]
+    assert read_scalars(tmp_path)["Train/AverageReturns"][-1] == (300, -3.0)
+    assert discard_events_after(str(tmp_path), 300) == 0  # Nothing to drop: no rewrite.
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.

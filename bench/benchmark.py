@@ -58,10 +58,10 @@ def bench_update():
     import tensorflow as tf
     from dqn_tf import agent as agent_lib, networks
     rng = np.random.default_rng(0)
-    s = rng.integers(0, 256, (32, 84, 84, 4), np.uint8)
+    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, 6, 32).astype(np.int32)
     r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
-    spec = agent_lib.state_spec((84, 84, 4), np.uint8)
+    spec = agent_lib.state_spec((4, 84, 84), np.uint8)
     for jit in (False, True):
         online, target = networks.nature_cnn(6), networks.nature_cnn(6)
         update = agent_lib.build_update_fn(online, target, agent_lib.make_optimizer("rmsprop"),

@@ -2,7 +2,7 @@
 
 The SavedModel is a `tf.Module` with one `serving_default` signature:
 
-  observations: [None, 84, 84, H] uint8 (Atari) or [None, D*H] float32 (vector envs)
+  observations: [None, H, 84, 84] uint8 (Atari) or [None, D*H] float32 (vector envs)
   -> {"q_values": [None, num_actions] float32, "action": [None] int32}
 
 and an asset `assets/dqn_tf.json` with what evaluation needs to rebuild the

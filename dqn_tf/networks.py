@@ -12,16 +12,18 @@ import keras
 NATURE_DQN_STACK_SIZE = 4
 
 
-def nature_cnn(num_actions: int, input_shape: tuple = (84, 84, NATURE_DQN_STACK_SIZE),
+def nature_cnn(num_actions: int, input_shape: tuple = (NATURE_DQN_STACK_SIZE, 84, 84),
                name: str = "nature_cnn") -> keras.Model:
     """Conv 32x8x8/4, conv 64x4x4/2, conv 64x3x3/1, dense 512, dense |A|; ReLU.
 
     Args:
       num_actions: size of the output layer.
-      input_shape: (84, 84, H) uint8 channels-last stacked frames.
+      input_shape: (H, 84, 84) uint8 stacked frames, oldest first (see
+        `history.stack_shape`). The graph moves H last for TF's CPU convolutions.
     """
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="stacked_frames")
-    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
+    x = keras.layers.Permute((2, 3, 1), name="history_last")(inputs)
+    x = keras.layers.Rescaling(1.0 / 255.0)(x)
     x = keras.layers.Conv2D(32, 8, strides=4, activation="relu")(x)
     x = keras.layers.Conv2D(64, 4, strides=2, activation="relu")(x)
     x = keras.layers.Conv2D(64, 3, strides=1, activation="relu")(x)

@@ -36,7 +36,7 @@ from typing import NamedTuple
 import numpy as np
 
 from dqn_tf.errors import UserInputError
-from dqn_tf.history import stack_shape
+from dqn_tf.history import stack_frames
 
 _FORMAT_VERSION = 1
 _ARRAYS = ("frames", "action", "reward", "terminal", "episode_end", "num_added")
@@ -178,21 +178,11 @@ class ReplayMemory:
         keep = np.ones(absolute.shape, bool)
         keep[:, :-1] = ~earlier_game
         keep &= absolute >= 0
-        # Gather straight into the channels-last layout, one history position at a
-        # time: 3x faster than gathering [B, H, 84, 84] and transposing after.
-        batch = len(index)
-        if len(self.observation_shape) == 1:
-            out = np.empty((batch, self.observation_shape[0], self.history_length),
-                           self.observation_dtype)
-        else:
-            out = np.empty((batch,) + self.observation_shape + (self.history_length,),
-                           self.observation_dtype)
-        for h in range(self.history_length):
-            out[..., h] = self.frames[env, slots[:, h]]
-            dropped = np.flatnonzero(~keep[:, h])
-            if dropped.size:
-                out[dropped, ..., h] = 0
-        return out.reshape((batch,) + stack_shape(self.observation_shape, self.history_length))
+        # One gather of whole contiguous frames into [B, H, *obs_shape].
+        frames = self.frames[env[:, None], slots]
+        if not keep.all():
+            frames[~keep] = 0
+        return stack_frames(frames)
 
     def sample(self, batch_size: int, max_redraws: int = 100) -> Transitions:
         """Draws `batch_size` valid transitions uniformly at random.
@@ -214,8 +204,9 @@ class ReplayMemory:
         else:
             raise RuntimeError("no valid transition found; is every episode truncated?")
         both = self.stacks(np.concatenate([env, env]), np.concatenate([index, index + steps]))
-        return Transitions(s_tm1=both[:batch_size], a_tm1=self.action[env, index % self.segment_capacity],
-                           r_t=r_t, discount_t=discount_t, s_t=both[batch_size:])
+        a_tm1 = self.action[env, index % self.segment_capacity]
+        return Transitions(s_tm1=both[:batch_size], a_tm1=a_tm1, r_t=r_t,
+                           discount_t=discount_t, s_t=both[batch_size:])
 
     # ---------------------------------------------------------------- saving
 

@@ -73,10 +73,10 @@ def test_update_does_not_retrace_across_batches_and_sizes():
     online = networks.nature_cnn(6)
     target = networks.nature_cnn(6)
     update = agent_lib.build_update_fn(online, target, agent_lib.make_optimizer("rmsprop"),
-                                       agent_lib.state_spec((84, 84, 4), np.uint8))
+                                       agent_lib.state_spec((4, 84, 84), np.uint8))
     rng = np.random.default_rng(0)
     for batch_size in (32, 32, 8):
-        s = rng.integers(0, 255, (batch_size, 84, 84, 4), dtype=np.uint8)
+        s = rng.integers(0, 255, (batch_size, 4, 84, 84), dtype=np.uint8)
         update(s, rng.integers(0, 6, batch_size, dtype=np.int32),
                np.ones(batch_size, np.float32), np.full(batch_size, 0.99, np.float32), s)
     assert update.experimental_get_tracing_count() == 1

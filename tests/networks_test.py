@@ -22,11 +22,12 @@ def test_nature_cnn_architecture():
 
 def test_cnn_scales_uint8_inside_the_model():
     model = networks.nature_cnn(3)
-    x = np.random.default_rng(0).integers(0, 256, (2, 84, 84, 4), dtype=np.uint8)
+    x = np.random.default_rng(0).integers(0, 256, (2, 4, 84, 84), dtype=np.uint8)
     from_uint8 = model(x).numpy()
-    # Bypass the Rescaling layer: feed x/255 to the rest of the network.
-    rest = model.layers[2:]
-    y = x.astype(np.float32) / 255.0
+    # Bypass the Permute and Rescaling layers: feed channels-last x/255 to the rest.
+    assert [type(layer).__name__ for layer in model.layers[1:3]] == ["Permute", "Rescaling"]
+    rest = model.layers[3:]
+    y = x.transpose(0, 2, 3, 1).astype(np.float32) / 255.0
     for layer in rest:
         y = layer(y)
     np.testing.assert_allclose(from_uint8, np.asarray(y), rtol=1e-5, atol=1e-6)
@@ -36,7 +37,7 @@ def test_mlp_hidden_sizes():
     model = networks.mlp(2, (4,), (32, 16))
     assert [layer.units for layer in model.layers[1:]] == [32, 16, 2]
     assert networks.q_network(2, (4,), (8,)).output_shape == (None, 2)
-    assert networks.q_network(5, (84, 84, 4)).output_shape == (None, 5)
+    assert networks.q_network(5, (4, 84, 84)).output_shape == (None, 5)
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.

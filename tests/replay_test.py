@@ -19,34 +19,34 @@ def add_frames(memory, values, terminal=(), episode_end=(), reward=1.0):
                    np.array([value in terminal]), np.array([value in episode_end]))
 
 
-def test_stack_is_last_h_frames_channels_last():
+def test_stack_is_last_h_frames_history_major():
     memory = ReplayMemory(100, (84, 84), history_length=4)
     add_frames(memory, range(1, 11))
     stack = memory.stacks(np.array([0]), np.array([6]))  # Slot 6 holds frame value 7.
-    assert stack.shape == (1, 84, 84, 4) and stack.dtype == np.uint8
-    assert stack[0, 0, 0].tolist() == [4, 5, 6, 7]
-    assert (stack[0, :, :, 0] == 4).all()
+    assert stack.shape == (1, 4, 84, 84) and stack.dtype == np.uint8
+    assert stack[0, :, 0, 0].tolist() == [4, 5, 6, 7]
+    assert (stack[0, 0] == 4).all()
 
 
 def test_frames_from_an_earlier_game_are_zero():
     memory = ReplayMemory(100, (84, 84), history_length=4)
     add_frames(memory, range(1, 11), episode_end={5})  # Frame 5 ends a game; 6 starts one.
     stacks = memory.stacks(np.zeros(4, int), np.array([4, 5, 6, 8]))
-    assert stacks[:, 0, 0].tolist() == [[2, 3, 4, 5], [0, 0, 0, 6], [0, 0, 6, 7],
+    assert stacks[:, :, 0, 0].tolist() == [[2, 3, 4, 5], [0, 0, 0, 6], [0, 0, 6, 7],
                                         [6, 7, 8, 9]]
 
 
 def test_frames_before_the_first_add_are_zero():
     memory = ReplayMemory(100, (84, 84), history_length=4)
     add_frames(memory, range(1, 4))
-    assert memory.stacks(np.array([0]), np.array([1]))[0, 0, 0].tolist() == [0, 0, 1, 2]
+    assert memory.stacks(np.array([0]), np.array([1]))[0, :, 0, 0].tolist() == [0, 0, 1, 2]
 
 
 def test_life_loss_terminal_does_not_cut_the_stack():
     # A lost life is a terminal for learning but the game (and the acting stack) go on.
     memory = ReplayMemory(100, (84, 84), history_length=4)
     add_frames(memory, range(1, 11), terminal={5})
-    assert memory.stacks(np.array([0]), np.array([6]))[0, 0, 0].tolist() == [4, 5, 6, 7]
+    assert memory.stacks(np.array([0]), np.array([6]))[0, :, 0, 0].tolist() == [4, 5, 6, 7]
 
 
 def test_n_step_returns_by_hand():
@@ -85,12 +85,12 @@ def test_wrap_around_overwrites_oldest_and_keeps_room_for_stacks():
     low, high = memory._index_ranges()
     assert (low[0], high[0]) == (15 + 3, 25 - 1 - 1)
     stacks = memory.stacks(np.array([0]), np.array([19]))  # Frame 20 across the seam.
-    assert stacks[0, 0, 0].tolist() == [17, 18, 19, 20]
+    assert stacks[0, :, 0, 0].tolist() == [17, 18, 19, 20]
     for _ in range(20):
         batch = memory.sample(32)
-        newest = batch.s_tm1[:, 0, 0, -1]
+        newest = batch.s_tm1[:, -1, 0, 0]
         assert newest.min() >= 19 and newest.max() <= 24
-        assert (batch.s_t[:, 0, 0, -1] == newest + 1).all()
+        assert (batch.s_t[:, -1, 0, 0] == newest + 1).all()
 
 
 def test_sample_before_enough_data_raises():

@@ -21,6 +21,7 @@ import tensorflow as tf
 from dqn_tf import replay as replay_lib
 from dqn_tf import run_loop, schedules
 from dqn_tf.atari_env import TimeStep
+from dqn_tf.errors import UserInputError
 
 METRIC_NAMES = ("loss", "mean_q", "max_q", "grad_norm")
 
@@ -259,7 +260,7 @@ class DqnAgent:
         """JSON-serialisable counters and RNG states (networks go via `trackables`)."""
         return {"agent_steps": self.agent_steps, "updates": self.updates,
                 "target_syncs": self.target_syncs, "update_credit": self._update_credit,
-                "epsilon": self.epsilon, "actor_rng": self.actor.rng.bit_generator.state,
+                "epsilon": self.epsilon, "actor_rngs": [rng.bit_generator.state for rng in self.actor.rngs],
                 "replay_rng": self.replay.rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
@@ -267,5 +268,10 @@ class DqnAgent:
         self.updates = int(state["updates"])
         self.target_syncs = int(state["target_syncs"])
         self._update_credit = int(state["update_credit"])
-        self.actor.rng.bit_generator.state = state["actor_rng"]
+        if len(state["actor_rngs"]) != len(self.actor.rngs):
+            raise UserInputError(f"the checkpoint has {len(state['actor_rngs'])} actor RNGs "
+                                 f"for {len(self.actor.rngs)} envs; resume with the same "
+                                 "--num_envs")
+        for rng, rng_state in zip(self.actor.rngs, state["actor_rngs"]):
+            rng.bit_generator.state = rng_state
         self.replay.rng.bit_generator.state = state["replay_rng"]

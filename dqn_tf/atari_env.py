@@ -22,6 +22,14 @@ Timeline of one agent step with action repeat 4 (frames f0..f3 are raw frames)::
     obs_t --a_t--> f0 f1 [f2 f3] --max-pool, gray, resize--> obs_{t+1}
                    r = r(f0)+r(f1)+r(f2)+r(f3)
 
+Two backends give the same frames (tested bit for bit with no-ops and sticky
+actions off; their random streams differ):
+
+  * ``ale_vector`` (default for Atari): ale-py's ``AtariVectorEnv``, steps 1-7
+    in C++ with one thread per env up to the core count, GIL released.
+  * ``gymnasium``: gymnasium's ``AtariPreprocessing`` per game, stepped in
+    turn in this process. The evaluator uses it for its RGB video frames.
+
 Everything is batched over ``num_envs`` environments with "next-step" autoreset:
 after a step that ends a game (terminated or truncated), the next ``step`` call
 ignores that env's action and returns the first observation of a new game with
@@ -29,6 +37,7 @@ ignores that env's action and returns the first observation of a new game with
 """
 
 import difflib
+import os
 import re
 from typing import NamedTuple, Sequence
 
@@ -36,9 +45,12 @@ import ale_py
 import gymnasium as gym
 import numpy as np
 
+from ale_py.vector_env import AtariVectorEnv
+
 from dqn_tf.errors import UserInputError
 
 gym.register_envs(ale_py)
+ENV_BACKENDS = ("ale_vector", "gymnasium")
 
 ATARI_FRAME_SHAPE = (84, 84)
 NATURE_MAX_FRAMES_PER_EPISODE = 108_000  # 30 minutes of play at 60 Hz.
@@ -271,15 +283,82 @@ class BatchedEnv:
             game.close()
 
 
+class AleVectorEnv:
+    """``num_envs`` Atari games stepped by ale-py's C++ ``AtariVectorEnv``.
+
+    Same interface and `TimeStep`s as `BatchedEnv`; ALE's own next-step
+    autoreset matches ours. Frames stay single ([E, 84, 84], stack_num=1):
+    stacking is the actor's and the replay's job. Env i is seeded ``seed + i``.
+    """
+
+    def __init__(self, env_id: str, *, num_envs: int, seed: int, sticky_action_prob: float,
+                 noop_max: int, action_repeat: int, fire_reset: bool,
+                 max_frames_per_episode: int):
+        probe = gym.make(env_id)  # For the ROM name only.
+        game = probe.unwrapped._game
+        probe.close()
+        self._env = AtariVectorEnv(
+            game, num_envs, num_threads=min(num_envs, os.cpu_count() or 1),
+            max_num_frames_per_episode=max_frames_per_episode,
+            repeat_action_probability=sticky_action_prob, img_height=ATARI_FRAME_SHAPE[0],
+            img_width=ATARI_FRAME_SHAPE[1], grayscale=True, stack_num=1,
+            frameskip=action_repeat, maxpool=True, noop_max=noop_max, episodic_life=False,
+            reward_clipping=False, use_fire_reset=fire_reset)
+        self.num_envs = num_envs
+        self.action_meanings = tuple(a.name for a in self._env.ale.get_action_set())
+        self.num_actions = len(self.action_meanings)
+        self.observation_shape = ATARI_FRAME_SHAPE
+        self.observation_dtype = np.uint8
+        self._seeds = seed + np.arange(num_envs)
+        self._lives = np.zeros(num_envs, np.int32)
+        self._first = np.ones(num_envs, bool)
+
+    def _timestep(self, observation, reward, terminated, truncated, lives, first):
+        life_lost = (lives < self._lives) & ~first
+        self._lives = lives
+        return TimeStep(observation[:, 0], reward.astype(np.float32), first,
+                        terminated.astype(bool), truncated.astype(bool), life_lost)
+
+    def reset(self) -> TimeStep:
+        """Starts a new game in every env (seeded on the first call)."""
+        observation, info = self._env.reset(seed=self._seeds)
+        self._seeds = None  # Later resets continue each env's random stream.
+        ended = np.zeros(self.num_envs, bool)
+        self._first = ended.copy()
+        return self._timestep(observation, np.zeros(self.num_envs), ended, ended,
+                              info["lives"], np.ones(self.num_envs, bool))
+
+    def step(self, actions: np.ndarray) -> TimeStep:
+        """Applies actions[e] to env e; an env whose game just ended restarts instead."""
+        first = self._first
+        observation, reward, terminated, truncated, info = self._env.step(
+            np.asarray(actions, np.int32))
+        self._first = terminated | truncated
+        return self._timestep(observation, reward, terminated, truncated, info["lives"], first)
+
+    def close(self):
+        self._env.close()
+
+
 def make_env(env_id: str, *, num_envs: int = 1, seed: int = 0,
              sticky_action_prob: float = 0.25, noop_max: int = 30, action_repeat: int = 4,
              fire_reset: bool = False,
-             max_frames_per_episode: int = NATURE_MAX_FRAMES_PER_EPISODE) -> BatchedEnv:
+             max_frames_per_episode: int = NATURE_MAX_FRAMES_PER_EPISODE,
+             backend: str = "gymnasium"):
     """Builds ``num_envs`` copies of an env (any name `resolve_env_id` takes).
 
-    Env i is seeded ``seed + i``. The Atari arguments are ignored for non-Atari envs.
+    Env i is seeded ``seed + i``. The Atari arguments and `backend` (one of
+    `ENV_BACKENDS`) are ignored for non-Atari envs.
+
+    Returns:
+      An `AleVectorEnv` or a `BatchedEnv`: the same interface.
     """
     env_id = resolve_env_id(env_id)
+    if is_atari(env_id) and backend == "ale_vector":
+        return AleVectorEnv(env_id, num_envs=num_envs, seed=seed,
+                            sticky_action_prob=sticky_action_prob, noop_max=noop_max,
+                            action_repeat=action_repeat, fire_reset=fire_reset,
+                            max_frames_per_episode=max_frames_per_episode)
     if is_atari(env_id):
         games = [AtariGame(env_id, sticky_action_prob=sticky_action_prob, noop_max=noop_max,
                            action_repeat=action_repeat, fire_reset=fire_reset,

@@ -21,7 +21,7 @@ _OPTIMIZER_NAMES = ["rmsprop", "nature_rmsprop", "adam"]
 RESUMABLE_FIELDS = frozenset({
     "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes",
     "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
-    "stop_at_eval_return", "export_every_eval",
+    "stop_at_eval_return", "export_every_eval", "env_backend",
 })
 
 
@@ -32,6 +32,7 @@ class Config:
     env: str = "SpaceInvaders"  # game short name or gymnasium id
     num_steps: int = 12_500_000  # agent steps to train for (Nature: 50M frames)
     num_envs: int = 1  # environments stepped in lockstep
+    env_backend: str = "ale_vector"  # Atari: ale-py's C++ vector env, or gymnasium wrappers
     action_repeat: int = 4  # raw frames per agent step
     history_length: int = 4  # observations stacked into a state
     sticky_action_prob: float = 0.25  # per raw frame, probability of repeating the last action
@@ -89,6 +90,9 @@ def _define_flags():
     f.DEFINE_integer("num_steps", d.num_steps, "Agent steps to train for, in total over all "
                      "envs (one agent step = action_repeat raw frames).")
     f.DEFINE_integer("num_envs", d.num_envs, "Environments stepped in lockstep.")
+    f.DEFINE_enum("env_backend", d.env_backend, ["ale_vector", "gymnasium"],
+                  "Atari only. ale_vector: ale-py's AtariVectorEnv (C++ threads); gymnasium: "
+                  "AtariPreprocessing per game in Python. Same frames, different random streams.")
     f.DEFINE_integer("action_repeat", d.action_repeat, "Raw frames each action is held for.")
     f.DEFINE_integer("history_length", d.history_length, "Observations stacked into a state.")
     f.DEFINE_float("sticky_action_prob", d.sticky_action_prob, "Probability, per raw frame, "

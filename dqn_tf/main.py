@@ -34,7 +34,8 @@ def build_env(config: config_lib.Config, num_envs: int, seed: int) -> atari_env.
     return atari_env.make_env(
         config.env, num_envs=num_envs, seed=seed, sticky_action_prob=config.sticky_action_prob,
         noop_max=config.noop_max, action_repeat=config.action_repeat,
-        fire_reset=config.fire_reset, max_frames_per_episode=config.max_frames_per_episode)
+        fire_reset=config.fire_reset, max_frames_per_episode=config.max_frames_per_episode,
+        backend=config.env_backend)
 
 
 def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_lib.DqnAgent:

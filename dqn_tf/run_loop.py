@@ -21,6 +21,10 @@ class EpsilonGreedyActor:
 
     `greedy_fn(states [E, *stack_shape]) -> [E] int actions` may be a tf.function
     over the training network or a SavedModel signature; the actor does not care.
+
+    Env i explores with its own generator, seeded ``seed + i``, and draws exactly
+    one uniform and one action from it per step. So env i of a batch of N acts
+    as a single env seeded ``seed + i`` would (while the greedy policy is fixed).
     """
 
     def __init__(self, greedy_fn: Callable, *, num_actions: int, num_envs: int,
@@ -29,14 +33,15 @@ class EpsilonGreedyActor:
         self._num_actions = num_actions
         self._num_envs = num_envs
         self.history = HistoryStacker(num_envs, observation_shape, history_length, dtype)
-        self.rng = np.random.default_rng(seed)
+        self.rngs = [np.random.default_rng(seed + i) for i in range(num_envs)]
 
     def step(self, timestep: TimeStep, epsilon: float) -> np.ndarray:
         """Returns [E] int32 actions for the observations in `timestep`."""
         self.history.reset(timestep.first)
         states = self.history.push(timestep.observation)
-        actions = self.rng.integers(self._num_actions, size=self._num_envs, dtype=np.int32)
-        explore = self.rng.random(self._num_envs) < epsilon
+        draws = [(rng.random(), rng.integers(self._num_actions)) for rng in self.rngs]
+        explore = np.array([u < epsilon for u, _ in draws])
+        actions = np.array([a for _, a in draws], np.int32)
         if not explore.all():
             greedy = np.asarray(self._greedy_fn(states), np.int32)
             actions = np.where(explore, actions, greedy)

@@ -1,0 +1,75 @@
+"""--num_envs: N envs in lockstep fill the replay exactly as N single-env runs would.
+
+Also: ale-py's C++ vector env yields the very frames of the gymnasium pipeline.
+"""
+
+import dataclasses
+import sys
+
+import numpy as np
+import pytest
+
+from dqn_tf import atari_env, run_loop
+from dqn_tf import config as config_lib
+from dqn_tf import main as main_lib
+
+
+def test_ale_vector_env_frames_equal_the_gymnasium_pipeline():
+    # No-ops and sticky actions off: the two backends then share every random draw.
+    kwargs = dict(num_envs=2, seed=0, sticky_action_prob=0.0, noop_max=0,
+                  max_frames_per_episode=2000)
+    python_env = atari_env.make_env("SpaceInvaders", backend="gymnasium", **kwargs)
+    vector_env = atari_env.make_env("SpaceInvaders", backend="ale_vector", **kwargs)
+    assert vector_env.action_meanings == python_env.action_meanings
+    expected, got = python_env.reset(), vector_env.reset()
+    rng, events = np.random.default_rng(0), np.zeros(4, int)
+    for _ in range(1200):
+        for field in expected._fields:
+            np.testing.assert_array_equal(getattr(got, field), getattr(expected, field), field)
+        events += [expected.first.sum(), expected.truncated.sum(), expected.terminated.sum(),
+                   expected.life_lost.sum()]
+        actions = rng.integers(0, python_env.num_actions, 2)
+        expected, got = python_env.step(actions), vector_env.step(actions)
+    assert (events > 0).all(), events  # Resets, time limits, game overs and lost lives seen.
+
+
+def fill_replay(config, num_envs, seed, vector_steps):
+    """Runs the agent (still exploring at random: no learning) and returns its replay."""
+    config = dataclasses.replace(config, num_envs=num_envs, seed=seed,
+                                 replay_capacity=num_envs * 2000, min_replay_size=100_000)
+    env = main_lib.build_env(config, num_envs, seed)
+    agent = main_lib.build_agent(config, env)
+    loop = run_loop.run_loop(agent.step, env)
+    for _ in range(vector_steps + 1):
+        next(loop)
+    env.close()
+    assert agent.updates == 0 and agent.epsilon == 1.0
+    return agent.replay
+
+
+CASES = {
+    "atari_ale_vector": dict(env="ALE/SpaceInvaders-v5", env_backend="ale_vector",
+                             max_frames_per_episode=600),
+    "atari_gymnasium": dict(env="ALE/SpaceInvaders-v5", env_backend="gymnasium",
+                            max_frames_per_episode=600),
+    "cartpole": dict(env="CartPole-v1", history_length=1, noop_max=0, mlp_hidden_sizes=(8,)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_vectorised_run_stores_what_single_env_runs_with_the_same_seeds_store(case):
+    config = dataclasses.replace(config_lib.Config(), **CASES[case])
+    num_envs, seed, steps = 3, 11, 400
+    batched = fill_replay(config, num_envs, seed, steps)
+    assert batched.terminal.any() and batched.episode_end.any()  # Boundaries were crossed.
+    for i in range(num_envs):
+        single = fill_replay(config, 1, seed + i, steps)
+        assert batched.num_added[i] == single.num_added[0]
+        n = int(single.num_added[0])
+        for name in ("frames", "action", "reward", "terminal", "episode_end"):
+            np.testing.assert_array_equal(getattr(batched, name)[i, :n],
+                                          getattr(single, name)[0, :n], f"env {i}: {name}")
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

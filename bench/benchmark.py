@@ -1,21 +1,35 @@
 """Prints dqn_tf's speed and memory figures (not a test): `python bench/benchmark.py`.
 
-  replay   : add / batch-32 sample time and resident memory of a full buffer
-  update   : one Nature-CNN update at batch 32, tf.function with and without XLA
-  act      : greedy action for 1 state
-  e2e      : agent steps/s of the full agent on SpaceInvaders once learning runs
+One run, one machine, each timing a median over repeats:
 
-Each timing is a median over repeats. Pass --only=replay,update,... to pick parts.
+  env     t_env: ms per agent step of the preprocessed Atari env alone (random
+          actions, action repeat 4), per backend and per --num_envs
+  act     t_act: greedy action for 1 state and for a batch of num_envs states
+  update  t_update: one Nature-CNN update at batch 32, with and without XLA
+  replay  add / batch-32 sample time and resident memory of a full buffer
+  e2e     agent steps/s of `dqn_tf.main.train` itself on SpaceInvaders with the
+          Nature preset (train every 4 agent steps), read back from its own
+          TensorBoard `Train/AverageStepsPerSecond` once learning runs (epsilon
+          at its final 0.1, so 90 % of steps pay for a greedy action), and the
+          limit 1 / (t_env + t_act + t_update / train_every) with the ratio
+
+Pass --only=env,act,update,replay,e2e to pick parts; --num_envs=1,4,8.
 """
 
 import argparse
+import dataclasses
 import os
 import statistics
+import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+GAME = "ALE/SpaceInvaders-v5"
 
 
 def rss_gb() -> float:
@@ -37,6 +51,56 @@ def median_ms(fn, repeats: int, warmup: int = 5) -> float:
     return 1000 * statistics.median(times)
 
 
+def bench_env(backend: str, num_envs: int, steps: int = 3000) -> float:
+    """Median ms per agent step (one env step of one env) over 5 repeats."""
+    from dqn_tf import atari_env
+    env = atari_env.make_env(GAME, num_envs=num_envs, seed=0, backend=backend)
+    rng = np.random.default_rng(0)
+    env.reset()
+    vector_steps = max(steps // num_envs, 1)
+    actions = rng.integers(0, env.num_actions, (vector_steps, num_envs))
+
+    def run():
+        for a in actions:
+            env.step(a)
+    ms = median_ms(run, repeats=5, warmup=1) / (vector_steps * num_envs)
+    env.close()
+    print(f"t_env    {backend:10s} num_envs={num_envs}: {ms:.3f} ms per agent step "
+          f"({1000 / ms:,.0f} agent steps/s)")
+    return ms
+
+
+def build_update_and_greedy(jit: bool):
+    from dqn_tf import agent as agent_lib, networks
+    spec = agent_lib.state_spec((4, 84, 84), np.uint8)
+    online, target = networks.nature_cnn(6), networks.nature_cnn(6)
+    update = agent_lib.build_update_fn(online, target, agent_lib.make_optimizer("rmsprop"),
+                                       spec, jit_compile=jit)
+    return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit)
+
+
+def bench_act(jit: bool, batch_sizes) -> dict:
+    _, greedy = build_update_and_greedy(jit)
+    states = np.random.default_rng(0).integers(0, 256, (max(batch_sizes), 4, 84, 84), np.uint8)
+    times = {}
+    for n in batch_sizes:
+        times[n] = median_ms(lambda: greedy(states[:n]).numpy(), 500)
+        print(f"t_act    greedy action, {n} state(s), jit_compile={jit}: {times[n]:.3f} ms "
+              f"({times[n] / n:.3f} ms per state)")
+    return times
+
+
+def bench_update(jit: bool) -> float:
+    update, _ = build_update_and_greedy(jit)
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
+    a = rng.integers(0, 6, 32).astype(np.int32)
+    r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
+    ms = median_ms(lambda: update(s, a, r, d, s).numpy(), 200)
+    print(f"t_update batch 32, Nature CNN, jit_compile={jit}: {ms:.1f} ms")
+    return ms
+
+
 def bench_replay(capacity: int):
     from dqn_tf.replay import ReplayMemory
     before = rss_gb()
@@ -48,68 +112,74 @@ def bench_replay(capacity: int):
     for i in range(capacity):
         memory.add(frame, ones, reward, falses, np.array([i % 1000 == 999]))
     add_us = 1e6 * (time.perf_counter() - start) / capacity
-    print(f"replay  capacity {capacity:,}: add {add_us:.1f} us/transition, "
+    print(f"replay   capacity {capacity:,}: add {add_us:.1f} us/transition, "
           f"resident {rss_gb() - before:.2f} GB for the buffer "
           f"(frames alone {memory.frames.nbytes / 1e9:.2f} GB), process {rss_gb():.2f} GB")
-    print(f"replay  sample batch 32: {median_ms(lambda: memory.sample(32), 2000):.3f} ms")
+    print(f"replay   sample batch 32: {median_ms(lambda: memory.sample(32), 2000):.3f} ms")
 
 
-def bench_update():
-    import tensorflow as tf
-    from dqn_tf import agent as agent_lib, networks
-    rng = np.random.default_rng(0)
-    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
-    a = rng.integers(0, 6, 32).astype(np.int32)
-    r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
-    spec = agent_lib.state_spec((4, 84, 84), np.uint8)
-    for jit in (False, True):
-        online, target = networks.nature_cnn(6), networks.nature_cnn(6)
-        update = agent_lib.build_update_fn(online, target, agent_lib.make_optimizer("rmsprop"),
-                                           spec, jit_compile=jit)
-        ms = median_ms(lambda: update(s, a, r, d, s).numpy(), 200)
-        print(f"update  batch 32, Nature CNN, jit_compile={jit}: {ms:.1f} ms")
-        greedy = agent_lib.build_greedy_fn(online, spec, jit_compile=jit)
-        one = s[:1]
-        print(f"act     greedy action, 1 state, jit_compile={jit}: "
-              f"{median_ms(lambda: greedy(one).numpy(), 500):.2f} ms")
-    del tf
+def nature_config(**overrides):
+    from absl import flags
+    from dqn_tf import config as config_lib
+    flags.FLAGS([sys.argv[0], f"--flagfile={os.path.join(ROOT, 'flags', 'dqn_nature.cfg')}"])
+    return dataclasses.replace(config_lib.from_flags(), **overrides)
 
 
-def bench_end_to_end(jit: bool, steps: int):
-    import dataclasses
-    from dqn_tf import config as config_lib, main as main_lib, run_loop
-    config = dataclasses.replace(config_lib.Config(), env="ALE/SpaceInvaders-v5",
-                                 replay_capacity=100_000, min_replay_size=5_000,
-                                 jit_compile=jit)
-    env = main_lib.build_env(config, 1, 0)
-    agent = main_lib.build_agent(config, env)
-    loop = run_loop.run_loop(agent.step, env)
-    while agent.agent_steps < config.min_replay_size + 200:  # Warm-up and tracing.
-        next(loop)
-    start_steps, start = agent.agent_steps, time.perf_counter()
-    while agent.agent_steps < start_steps + steps:
-        next(loop)
-    sps = steps / (time.perf_counter() - start)
-    print(f"e2e     SpaceInvaders, Nature config (train every 4, batch 32), "
-          f"jit_compile={jit}: {sps:.0f} agent steps/s over {steps:,} steps after learning "
-          f"started ({agent.updates} updates)")
+def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps: int) -> float:
+    """Median Train/AverageStepsPerSecond that `main.train` logs once learning runs."""
+    from dqn_tf import main as main_lib
+    from tests.summaries_test import read_scalars
+    with tempfile.TemporaryDirectory() as out:
+        config = nature_config(
+            env=GAME, num_envs=num_envs, env_backend=backend, jit_compile=jit,
+            replay_capacity=100_000, min_replay_size=warmup, num_steps=warmup + steps,
+            epsilon_decay_steps=1,  # Steady state: epsilon at its final 0.1 once learning runs.
+            summary_every=500, eval_every=0, checkpoint_every=10**9, export_every_eval=False,
+            progress=False, output_dir=out)
+        result = main_lib.train(config)
+        points = read_scalars(os.path.join(out, "tensorboard"))["Train/AverageStepsPerSecond"]
+    # Skip the first window after learning starts (tracing the update).
+    sps = statistics.median(v for step, v in points if step > warmup + 1000)
+    print(f"e2e      dqn_tf.main.train, SpaceInvaders, Nature preset, num_envs={num_envs}, "
+          f"{backend}, jit_compile={jit}: {sps:.0f} agent steps/s "
+          f"({result['updates']} updates over {steps:,} learning steps)")
+    return sps
 
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="replay,update,e2e")
+    parser.add_argument("--only", default="env,act,update,replay,e2e")
+    parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
-    parser.add_argument("--e2e_steps", type=int, default=4000)
+    parser.add_argument("--warmup", type=int, default=5_000)
+    parser.add_argument("--e2e_steps", type=int, default=6_000)
     args = parser.parse_args()
     parts = args.only.split(",")
-    print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}")
+    env_counts = [int(n) for n in args.num_envs.split(",")]
+    import tensorflow as tf
+    print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, tensorflow {tf.__version__}")
+    t_env, t_act, t_update = {}, {}, {}
+    if "env" in parts:
+        bench_env("gymnasium", 1)
+        for n in env_counts:
+            t_env[n] = bench_env("ale_vector", n)
+    if "act" in parts:
+        for jit in (False, True):
+            t_act[jit] = bench_act(jit, sorted(set([1] + env_counts)))
+    if "update" in parts:
+        for jit in (False, True):
+            t_update[jit] = bench_update(jit)
     if "replay" in parts:
         bench_replay(args.capacity)
-    if "update" in parts:
-        bench_update()
     if "e2e" in parts:
-        for jit in (False, True):
-            bench_end_to_end(jit, args.e2e_steps)
+        train_every = 4
+        for n in env_counts:
+            sps = bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
+            if t_env and t_act and t_update:
+                limit_ms = t_env[n] + t_act[False][n] / n + t_update[False] / train_every
+                print(f"limit    num_envs={n}: 1 / ({t_env[n]:.3f} + {t_act[False][n] / n:.3f} "
+                      f"+ {t_update[False]:.1f} / {train_every}) ms = {1000 / limit_ms:.0f} agent "
+                      f"steps/s; end to end / limit = {sps * limit_ms / 1000:.2f}")
 
 
 if __name__ == "__main__":

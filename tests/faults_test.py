@@ -77,23 +77,28 @@ class Training:
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_rerun_resumes_to_the_end(tmp_path):
     out = str(tmp_path / "run")
-    num_steps, rng, newest = 3000, random.Random(2026), 0
-    for kill in range(4):
+    num_steps, rng, newest, kills = 8000, random.Random(2026), 0, 0
+    for _ in range(4):
         training = Training(out, f"--num_steps={num_steps}")
         assert training.started.wait(120)
-        time.sleep(rng.uniform(0.2, 3.0))  # Setup is done; kill while stepping or saving.
+        time.sleep(rng.uniform(0.2, 2.0))  # Setup is done; kill while stepping or saving.
         training.proc.send_signal(signal.SIGKILL)
-        assert training.wait() == -signal.SIGKILL
+        returncode = training.wait()
         resumed = [line for line in training.lines if line.startswith("Resuming from")]
         if newest:  # Restarted exactly at the newest complete checkpoint.
             assert resumed and f"at agent step {newest:,}." in resumed[0], training.lines
         steps = checkpoint_steps(out)
-        assert not steps or steps[-1] >= newest, (kill, steps, newest)  # Never backwards.
+        assert not steps or steps[-1] >= newest, (steps, newest)  # Never backwards.
         newest = steps[-1] if steps else 0
+        if returncode == 0:  # A fast machine finished before the kill landed.
+            break
+        assert returncode == -signal.SIGKILL
+        kills += 1
+    assert kills >= 3, kills
     assert newest > 0, "no checkpoint was completed before the kills"
     final = run(out, f"--num_steps={num_steps}")
     assert final.returncode == 0, final.stderr[-2000:]
-    assert f"at agent step {newest:,}." in final.stdout
+    assert newest == num_steps or f"at agent step {newest:,}." in final.stdout
     assert json.loads(final.stdout.splitlines()[-1])["agent_steps"] == num_steps
     assert checkpoint_steps(out)[-1] == num_steps
     assert not glob.glob(os.path.join(out, "checkpoints", "*.partial-*"))

@@ -29,6 +29,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)  # For tests.summaries_test.read_scalars, TensorBoard's own reader.
 GAME = "ALE/SpaceInvaders-v5"
 
 

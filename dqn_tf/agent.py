@@ -264,7 +264,8 @@ class DqnAgent:
         """JSON-serialisable counters and RNG states (networks go via `trackables`)."""
         return {"agent_steps": self.agent_steps, "updates": self.updates,
                 "target_syncs": self.target_syncs, "update_credit": self._update_credit,
-                "epsilon": self.epsilon, "actor_rngs": [rng.bit_generator.state for rng in self.actor.rngs],
+                "epsilon": self.epsilon,
+                "actor_rngs": [rng.bit_generator.state for rng in self.actor.rngs],
                 "replay_rng": self.replay.rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:

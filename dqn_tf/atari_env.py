@@ -294,11 +294,9 @@ class AleVectorEnv:
     def __init__(self, env_id: str, *, num_envs: int, seed: int, sticky_action_prob: float,
                  noop_max: int, action_repeat: int, fire_reset: bool,
                  max_frames_per_episode: int):
-        probe = gym.make(env_id)  # For the ROM name only.
-        game = probe.unwrapped._game
-        probe.close()
         self._env = AtariVectorEnv(
-            game, num_envs, num_threads=min(num_envs, os.cpu_count() or 1),
+            gym.spec(env_id).kwargs["game"], num_envs,
+            num_threads=min(num_envs, os.cpu_count() or 1),
             max_num_frames_per_episode=max_frames_per_episode,
             repeat_action_probability=sticky_action_prob, img_height=ATARI_FRAME_SHAPE[0],
             img_width=ATARI_FRAME_SHAPE[1], grayscale=True, stack_num=1,
@@ -353,6 +351,8 @@ def make_env(env_id: str, *, num_envs: int = 1, seed: int = 0,
     Returns:
       An `AleVectorEnv` or a `BatchedEnv`: the same interface.
     """
+    if backend not in ENV_BACKENDS:
+        raise ValueError(f"unknown env backend {backend!r}; expected one of {ENV_BACKENDS}")
     env_id = resolve_env_id(env_id)
     if is_atari(env_id) and backend == "ale_vector":
         return AleVectorEnv(env_id, num_envs=num_envs, seed=seed,

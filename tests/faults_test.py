@@ -4,6 +4,7 @@ Every test runs `python -m dqn_tf.main` on CartPole in a subprocess, as a user
 would, and checks exit codes, messages and what is left in --output_dir.
 """
 
+import dataclasses
 import glob
 import json
 import os
@@ -18,7 +19,9 @@ import time
 
 import pytest
 
-from dqn_tf import checkpointing
+from dqn_tf import config as config_lib
+from dqn_tf import main as main_lib
+from dqn_tf.errors import UserInputError
 from tests.summaries_test import raw_scalar_steps
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -220,17 +223,14 @@ def test_output_dir_with_another_config_or_unwritable_is_refused(tmp_path):
 
 
 def test_checkpoint_state_of_another_run_is_named():
-    from dqn_tf import config as config_lib
-    from dqn_tf import main as main_lib
-    import dataclasses
     config = config_lib.Config(env="ALE/Pong-v5")
     state = json.loads(json.dumps({"version": 1, "config": dataclasses.asdict(config)}))
     main_lib.check_checkpoint_state(state, config)
-    with pytest.raises(checkpointing.UserInputError, match="--env=ALE/Pong-v5, not"):
+    with pytest.raises(UserInputError, match="--env=ALE/Pong-v5, not"):
         main_lib.check_checkpoint_state(state, dataclasses.replace(config, env="ALE/Breakout-v5"))
-    with pytest.raises(checkpointing.UserInputError, match="--n_step=1, not --n_step=3"):
+    with pytest.raises(UserInputError, match="--n_step=1, not --n_step=3"):
         main_lib.check_checkpoint_state(state, dataclasses.replace(config, n_step=3))
-    with pytest.raises(checkpointing.UserInputError, match="format version 7"):
+    with pytest.raises(UserInputError, match="format version 7"):
         main_lib.check_checkpoint_state(dict(state, version=7), config)
 
 

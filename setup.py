@@ -3,7 +3,8 @@
 from setuptools import setup
 
 MODULES = ["agent", "atari_env", "checkpointing", "config", "errors", "evaluate", "export",
-           "history", "main", "networks", "replay", "run_loop", "schedules", "summaries"]
+           "history", "main", "networks", "optimizers", "replay", "run_loop", "schedules",
+           "summaries"]
 
 setup(
     name="dqn_tf",

@@ -72,10 +72,10 @@ def bench_env(backend: str, num_envs: int, steps: int = 3000) -> float:
 
 
 def build_update_and_greedy(jit: bool):
-    from dqn_tf import agent as agent_lib, networks
+    from dqn_tf import agent as agent_lib, networks, optimizers
     spec = agent_lib.state_spec((4, 84, 84), np.uint8)
     online, target = networks.nature_cnn(6), networks.nature_cnn(6)
-    update = agent_lib.build_update_fn(online, target, agent_lib.make_optimizer("rmsprop"),
+    update = agent_lib.build_update_fn(online, target, optimizers.make_optimizer("rmsprop"),
                                        spec, jit_compile=jit)
     return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit)
 

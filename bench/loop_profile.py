@@ -1,10 +1,12 @@
 """Where an agent step's time goes in the real training loop (not a test).
 
-    python bench/loop_profile.py --num_envs=1 [--jit_compile]
+    python bench/loop_profile.py --num_envs=1 [--jit_compile] [--no-jit_act] [--no-overlap]
 
 Runs the Nature-preset agent on SpaceInvaders (epsilon at its final 0.1 once
-learning starts) and prints ms per agent step spent in the env, the whole
-`DqnAgent.step`, and inside it in updates, replay sampling and acting.
+learning starts) through `run_loop.run_loop`, and prints ms per agent step spent
+in `DqnAgent.step` (recording and acting), in `DqnAgent.learn` (updates and
+replay sampling, while the env steps in its C++ threads) and waiting in
+`env.recv` for the rest of the env step.
 """
 
 import argparse
@@ -31,32 +33,42 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--num_envs", type=int, default=1)
     parser.add_argument("--jit_compile", action="store_true")
+    parser.add_argument("--jit_act", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
+                        help="learn while the env steps (--no-overlap: inside agent.step)")
     parser.add_argument("--warmup", type=int, default=3000)
     parser.add_argument("--steps", type=int, default=3000)
     args = parser.parse_args()
-    from dqn_tf import main as main_lib
+    from dqn_tf import main as main_lib, run_loop
     config = nature_config(env=GAME, num_envs=args.num_envs, replay_capacity=50_000,
                            min_replay_size=args.warmup, epsilon_decay_steps=1,
-                           jit_compile=args.jit_compile)
+                           jit_compile=args.jit_compile, jit_act=args.jit_act)
     env = main_lib.build_env(config, args.num_envs, 0)
     agent = main_lib.build_agent(config, env)
-    totals = dict.fromkeys(("env", "agent.step", "update", "sample", "act"), 0.0)
+    totals = dict.fromkeys(("agent.step", "act", "agent.learn", "update", "sample",
+                            "env.send", "env.recv"), 0.0)
     agent.learn_once = timed(totals, "update", agent.learn_once)
     agent.replay.sample = timed(totals, "sample", agent.replay.sample)
     agent.actor.step = timed(totals, "act", agent.actor.step)
-    agent_step, env_step = timed(totals, "agent.step", agent.step), timed(totals, "env", env.step)
-    timestep = env.reset()
-    while agent.agent_steps < args.warmup + 500:  # Fill, then trace the update.
-        timestep = env.step(agent.step(timestep))
+    env.send, env.recv = timed(totals, "env.send", env.send), timed(totals, "env.recv", env.recv)
+    learn = timed(totals, "agent.learn", agent.learn)
+    agent_step = timed(totals, "agent.step", agent.step)
+    if not args.overlap:  # Learn at the start of the next agent.step, as if no hook was given.
+        agent.learn = learn
+    loop = run_loop.run_loop(agent_step, env, learn if args.overlap else None)
+    for _ in loop:  # Fill the replay, then trace the update.
+        if agent.agent_steps >= args.warmup + 500:
+            break
     totals.update(dict.fromkeys(totals, 0.0))
     start_steps, start = agent.agent_steps, time.perf_counter()
-    while agent.agent_steps < start_steps + args.steps:
-        timestep = env_step(agent_step(timestep))
+    for _ in loop:
+        if agent.agent_steps >= start_steps + args.steps:
+            break
     seconds, steps = time.perf_counter() - start, agent.agent_steps - start_steps
     parts = ", ".join(f"{k} {1000 * v / steps:.3f}" for k, v in totals.items())
-    print(f"num_envs={args.num_envs} jit_compile={args.jit_compile}: {steps / seconds:.0f} agent "
+    print(f"num_envs={args.num_envs} jit_compile={args.jit_compile} jit_act={args.jit_act} overlap={args.overlap}: {steps / seconds:.0f} agent "
           f"steps/s; ms per agent step: total {1000 * seconds / steps:.3f} = {parts} "
-          "(update, sample and act are inside agent.step)")
+          "(act is inside agent.step; update and sample inside agent.learn)")
     env.close()
 
 

@@ -25,32 +25,6 @@ from dqn_tf.errors import UserInputError
 
 METRIC_NAMES = ("loss", "mean_q", "max_q", "grad_norm")
 
-# Optimizer presets: (keras class, kwargs). learning_rate and epsilon may be
-# overridden by flags.
-OPTIMIZERS = {
-    # The card's default: RMSprop with classical momentum, TF's default rho.
-    "rmsprop": dict(learning_rate=0.00025, rho=0.9, momentum=0.95, epsilon=0.1),
-    # Nature's RMSProp: "gradient momentum 0.95" is the centred moving average of
-    # the gradient, not classical momentum; "min squared gradient 0.01".
-    "nature_rmsprop": dict(learning_rate=0.00025, rho=0.95, momentum=0.0, epsilon=0.01,
-                           centered=True),
-    # Dopamine's dqn.gin (and Rainbow's) Adam.
-    "adam": dict(learning_rate=6.25e-5, epsilon=1.5e-4),
-}
-
-
-def make_optimizer(name: str, learning_rate: float | None = None,
-                   epsilon: float | None = None) -> keras.optimizers.Optimizer:
-    """Builds one of `OPTIMIZERS`, with optional learning-rate / epsilon overrides."""
-    kwargs = dict(OPTIMIZERS[name])
-    if learning_rate is not None:
-        kwargs["learning_rate"] = learning_rate
-    if epsilon is not None:
-        kwargs["epsilon"] = epsilon
-    if name == "adam":
-        return keras.optimizers.Adam(**kwargs)
-    return keras.optimizers.RMSprop(**kwargs)
-
 
 def huber_loss(x: tf.Tensor, delta: float = 1.0) -> tf.Tensor:
     """Elementwise Huber: 0.5 x^2 for |x| <= delta, delta (|x| - 0.5 delta) beyond.
@@ -150,7 +124,8 @@ class DqnAgent:
                  num_envs: int, batch_size: int, min_replay_size: int, train_every: int,
                  target_update_period: int, epsilon_start: float, epsilon_end: float,
                  epsilon_decay_steps: int, reward_clip: float, life_loss_terminal: bool,
-                 max_grad_norm: float = 0.0, jit_compile: bool = False, seed: int = 0):
+                 max_grad_norm: float = 0.0, jit_compile: bool = False, jit_act: bool = False,
+                 seed: int = 0):
         """Args:
           online_network, target_network: Q-networks with identical architecture.
           optimizer: Keras optimizer for the online network.
@@ -164,7 +139,8 @@ class DqnAgent:
           reward_clip: learning rewards are clipped to [-reward_clip, reward_clip]; 0 = off.
           life_loss_terminal: a lost life is a terminal for learning (game continues).
           max_grad_norm: global-norm gradient clipping; 0 = off.
-          jit_compile: XLA-compile the update and greedy functions.
+          jit_compile: XLA-compile the update.
+          jit_act: XLA-compile the greedy-action function.
           seed: seeds the acting RNG.
         """
         self.online_network = online_network
@@ -180,7 +156,7 @@ class DqnAgent:
                                        jit_compile=jit_compile).get_concrete_function()
         self._sync_target = build_sync_fn(online_network, target_network)
         self.greedy_actions = build_greedy_fn(online_network, spec,
-                                              jit_compile=jit_compile).get_concrete_function()
+                                              jit_compile=jit_act).get_concrete_function()
         self.actor = run_loop.EpsilonGreedyActor(
             self.greedy_actions, num_actions=online_network.output_shape[-1],
             num_envs=num_envs, observation_shape=replay.observation_shape,
@@ -198,7 +174,7 @@ class DqnAgent:
         self.agent_steps = 0
         self.updates = 0
         self.target_syncs = 0
-        self._update_credit = 0  # Agent steps not yet paid for with an update.
+        self._update_credit = 0  # Learning agent steps not yet paid for with an update.
         self._last_observation = None
         self._last_action = None
         self.last_metrics = None  # [4] numpy metrics of the latest update.
@@ -209,11 +185,17 @@ class DqnAgent:
         return schedules.linear_epsilon(self.agent_steps, **self._epsilon)
 
     def step(self, timestep: TimeStep) -> np.ndarray:
-        """Records the transitions that `timestep` completes, learns, and acts.
+        """Records the transitions that `timestep` completes and picks the next actions.
+
+        The updates those transitions pay for are left to `learn`, which the run
+        loop calls while the env computes the next step. If nobody called it,
+        they are paid here first, on the same replay contents, so the result is
+        the same either way.
 
         Returns:
           [E] int32 actions (ignored by the env for envs whose game just ended).
         """
+        self.learn()
         completed = ~timestep.first
         num_completed = int(completed.sum())
         if num_completed:
@@ -226,18 +208,19 @@ class DqnAgent:
             self.replay.add(self._last_observation, self._last_action, reward, terminal,
                             timestep.last, env_mask=completed)
             self.agent_steps += num_completed
-            self._learn(num_completed)
+            if len(self.replay) >= self._min_replay_size:
+                self._update_credit += num_completed
         actions = self.actor.step(timestep, self.epsilon)
         self._last_observation = timestep.observation
         self._last_action = actions
         return actions
 
-    def _learn(self, new_agent_steps: int) -> None:
-        if len(self.replay) >= self._min_replay_size:
-            self._update_credit += new_agent_steps
-            while self._update_credit >= self._train_every:
-                self._update_credit -= self._train_every
-                self.learn_once()
+    def learn(self) -> None:
+        """Pays the updates due (one per `train_every` agent steps once learning has
+        started) and syncs the target network when its period is up."""
+        while self._update_credit >= self._train_every:
+            self._update_credit -= self._train_every
+            self.learn_once()
         if self.agent_steps >= (self.target_syncs + 1) * self._target_update_period:
             self._sync_target()
             self.target_syncs += 1

@@ -260,6 +260,14 @@ class BatchedEnv:
         self._needs_reset[:] = True
         return self.step(np.zeros(self.num_envs, np.int32))
 
+    def send(self, actions: np.ndarray) -> None:
+        """Hands over the next actions; `recv` steps the games (in this thread)."""
+        self._actions = actions
+
+    def recv(self) -> TimeStep:
+        """Steps every game with the actions given to `send`."""
+        return self.step(self._actions)
+
     def step(self, actions: np.ndarray) -> TimeStep:
         """Applies actions[e] to env e; an env whose game just ended restarts instead."""
         e = self.num_envs
@@ -326,13 +334,21 @@ class AleVectorEnv:
         return self._timestep(observation, np.zeros(self.num_envs), ended, ended,
                               info["lives"], np.ones(self.num_envs, bool))
 
-    def step(self, actions: np.ndarray) -> TimeStep:
-        """Applies actions[e] to env e; an env whose game just ended restarts instead."""
+    def send(self, actions: np.ndarray) -> None:
+        """Starts stepping env e with actions[e] in ALE's C++ threads and returns at once."""
+        self._env.send(np.asarray(actions, np.int32))
+
+    def recv(self) -> TimeStep:
+        """Waits for the step that `send` started; an env whose game just ended restarts."""
         first = self._first
-        observation, reward, terminated, truncated, info = self._env.step(
-            np.asarray(actions, np.int32))
+        observation, reward, terminated, truncated, info = self._env.recv()
         self._first = terminated | truncated
         return self._timestep(observation, reward, terminated, truncated, info["lives"], first)
+
+    def step(self, actions: np.ndarray) -> TimeStep:
+        """Applies actions[e] to env e; an env whose game just ended restarts instead."""
+        self.send(actions)
+        return self.recv()
 
     def close(self):
         self._env.close()

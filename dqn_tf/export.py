@@ -103,7 +103,7 @@ def main(argv):
     """Exports the newest complete checkpoint of a run directory."""
     del argv
     from absl import flags
-    from dqn_tf import agent as agent_lib, atari_env, checkpointing, networks
+    from dqn_tf import atari_env, checkpointing, networks, optimizers
     from dqn_tf.errors import UserInputError
     from dqn_tf.history import stack_shape
     flag_values = flags.FLAGS
@@ -119,7 +119,7 @@ def main(argv):
         shape = stack_shape(env.observation_shape, config["history_length"])
         online = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])
         target = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])
-        optimizer = agent_lib.make_optimizer(config["optimizer"], config["learning_rate"],
+        optimizer = optimizers.make_optimizer(config["optimizer"], config["learning_rate"],
                                              config["optimizer_epsilon"])
         optimizer.build(online.trainable_variables)
         checkpointer = checkpointing.Checkpointer(

@@ -22,7 +22,8 @@ import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
 
 from dqn_tf import agent as agent_lib  # noqa: E402
-from dqn_tf import atari_env, checkpointing, export, networks, replay, run_loop, summaries  # noqa: E402,E501
+from dqn_tf import atari_env, checkpointing, export, networks, optimizers, replay, run_loop  # noqa: E402,E501
+from dqn_tf import summaries  # noqa: E402
 from dqn_tf import config as config_lib  # noqa: E402
 from dqn_tf.errors import OutputWriteError, UserInputError  # noqa: E402
 from dqn_tf.history import stack_shape  # noqa: E402
@@ -50,7 +51,7 @@ def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_l
         num_envs=config.num_envs, seed=config.seed + 1)
     return agent_lib.DqnAgent(
         online_network=online, target_network=target,
-        optimizer=agent_lib.make_optimizer(config.optimizer, config.learning_rate,
+        optimizer=optimizers.make_optimizer(config.optimizer, config.learning_rate,
                                            config.optimizer_epsilon),
         replay=memory, num_envs=config.num_envs, batch_size=config.batch_size,
         min_replay_size=config.min_replay_size, train_every=config.train_every,
@@ -58,7 +59,7 @@ def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_l
         epsilon_start=config.epsilon_start, epsilon_end=config.epsilon_end,
         epsilon_decay_steps=config.epsilon_decay_steps, reward_clip=config.reward_clip,
         life_loss_terminal=config.life_loss_terminal, max_grad_norm=config.max_grad_norm,
-        jit_compile=config.jit_compile, seed=config.seed + 2)
+        jit_compile=config.jit_compile, jit_act=config.jit_act, seed=config.seed + 2)
 
 
 class _StopRequest:
@@ -195,7 +196,7 @@ def train(config: config_lib.Config) -> dict:
                     disable=not config.progress, dynamic_ncols=True, mininterval=1.0)
     stopped_early = agent.agent_steps >= config.num_steps
     try:
-        for timestep, _ in ([] if stopped_early else run_loop.run_loop(agent.step, env)):
+        for timestep, _ in ([] if stopped_early else run_loop.run_loop(agent.step, env, agent.learn)):
             for episode in tracker.observe(timestep):
                 recent_returns.append(episode.episode_return)
                 writer.scalars(agent.agent_steps, {"Train/EpisodeReturn": episode.episode_return,

@@ -6,6 +6,9 @@ stream instead of being wired into it. Timeline for one env::
 
     reset -> ts(first) -> actor -> a0 -> env -> ts -> actor -> a1 -> ... -> ts(last)
           -> actor (action ignored) -> env resets -> ts(first) -> ...
+
+While the env computes each step, the loop runs the learner's updates, so on
+`AleVectorEnv` (C++ threads) emulation and learning overlap.
 """
 
 from typing import Callable, Iterator, NamedTuple
@@ -48,18 +51,25 @@ class EpsilonGreedyActor:
         return actions
 
 
-def run_loop(actor_step: Callable[[TimeStep], np.ndarray], env) -> Iterator:
+def run_loop(actor_step: Callable[[TimeStep], np.ndarray], env,
+             learn: Callable[[], None] | None = None) -> Iterator:
     """Yields (timestep, actions) forever; the consumer decides when to stop.
 
     Args:
       actor_step: maps a TimeStep to [E] actions (e.g. `DqnAgent.step`).
-      env: a `BatchedEnv`.
+      env: a `BatchedEnv` or `AleVectorEnv`.
+      learn: called between sending the actions to the env and collecting the
+        next TimeStep (e.g. `DqnAgent.learn`). `AleVectorEnv` emulates in C++
+        threads meanwhile, so the update and the env step overlap.
     """
     timestep = env.reset()
     while True:
         actions = actor_step(timestep)
         yield timestep, actions
-        timestep = env.step(actions)
+        env.send(actions)
+        if learn is not None:
+            learn()
+        timestep = env.recv()
 
 
 class Episode(NamedTuple):

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from dqn_tf import agent as agent_lib
-from dqn_tf import atari_env, networks, replay, run_loop
+from dqn_tf import atari_env, networks, optimizers, replay, run_loop
 from tests.fakes import ScriptedGame
 
 
@@ -63,6 +63,19 @@ def test_update_matches_numpy_reference(jit_compile):
     np.testing.assert_array_equal(target.get_weights()[0], w_target.astype(np.float32))
 
 
+@pytest.mark.parametrize("jit_act", [False, True])
+def test_greedy_actions_match_numpy_argmax(jit_act):
+    rng = np.random.default_rng(1)
+    w, b = rng.normal(size=(3, 5)), rng.normal(size=5)
+    greedy = agent_lib.build_greedy_fn(linear_network(w, b),
+                                       agent_lib.state_spec((3,), np.float32), jit_compile=jit_act)
+    for batch_size in (1, 7):  # XLA specialises on each batch size.
+        states = rng.normal(size=(batch_size, 3)).astype(np.float32)
+        actions = greedy(states).numpy()
+        assert actions.dtype == np.int32
+        np.testing.assert_array_equal(actions, (states @ w + b).argmax(axis=1))
+
+
 def test_huber_loss_values():
     x = tf.constant([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 3.0])
     expected = [2.5, 0.5, 0.125, 0.0, 0.125, 0.5, 2.5]
@@ -72,7 +85,7 @@ def test_huber_loss_values():
 def test_update_does_not_retrace_across_batches_and_sizes():
     online = networks.nature_cnn(6)
     target = networks.nature_cnn(6)
-    update = agent_lib.build_update_fn(online, target, agent_lib.make_optimizer("rmsprop"),
+    update = agent_lib.build_update_fn(online, target, optimizers.make_optimizer("rmsprop"),
                                        agent_lib.state_spec((4, 84, 84), np.uint8))
     rng = np.random.default_rng(0)
     for batch_size in (32, 32, 8):
@@ -92,18 +105,6 @@ def test_target_sync_copies_exactly():
         np.testing.assert_array_equal(o, t)
 
 
-def test_optimizer_presets():
-    card = agent_lib.make_optimizer("rmsprop")
-    assert isinstance(card, keras.optimizers.RMSprop)
-    assert (card.momentum, card.epsilon, card.rho, card.centered) == (0.95, 0.1, 0.9, False)
-    nature = agent_lib.make_optimizer("nature_rmsprop")
-    assert (nature.momentum, nature.epsilon, nature.rho, nature.centered) == (0.0, 0.01, 0.95,
-                                                                             True)
-    adam = agent_lib.make_optimizer("adam", learning_rate=1e-3)
-    assert isinstance(adam, keras.optimizers.Adam) and adam.epsilon == 1.5e-4
-    assert float(adam.learning_rate) == pytest.approx(1e-3)
-
-
 def make_agent(num_envs=1, **overrides):
     kwargs = dict(num_envs=num_envs, batch_size=4, min_replay_size=10, train_every=4,
                   target_update_period=20, epsilon_start=1.0, epsilon_end=0.1,
@@ -118,7 +119,7 @@ def make_agent(num_envs=1, **overrides):
 
 
 def drive(agent, env, steps):
-    for timestep, _ in run_loop.run_loop(agent.step, env):
+    for timestep, _ in run_loop.run_loop(agent.step, env, agent.learn):
         if agent.agent_steps >= steps:
             return timestep
 
@@ -132,6 +133,25 @@ def test_agent_learns_on_cadence_and_syncs_target():
     assert agent.agent_steps == 50 and len(agent.replay) == 50
     assert agent.updates == 10
     assert agent.target_syncs == 2
+
+
+def test_updates_left_unpaid_by_a_loop_without_learn_are_paid_the_same_by_step():
+    def train(with_learn_hook):
+        keras.utils.set_random_seed(5)
+        agent = make_agent(num_envs=2)
+        env = atari_env.BatchedEnv([ScriptedGame(lengths=(7,)), ScriptedGame(lengths=(5,))])
+        loop = run_loop.run_loop(agent.step, env, agent.learn if with_learn_hook else None)
+        for _ in zip(range(40), loop):
+            pass
+        agent.learn()
+        return agent
+
+    overlapped, inline = train(True), train(False)
+    assert overlapped.updates == inline.updates >= 15
+    assert overlapped.target_syncs == inline.target_syncs == 3
+    for a, b in zip(overlapped.online_network.get_weights(), inline.online_network.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert overlapped.get_state() == inline.get_state()
 
 
 def test_agent_records_what_the_env_did():

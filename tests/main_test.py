@@ -73,7 +73,7 @@ def first_episode_returns(seed, num_steps=3000):
     env = main_lib.build_env(config, 1, seed)
     agent = main_lib.build_agent(config, env)
     tracker, returns = run_loop.EpisodeTracker(1), []
-    for timestep, _ in run_loop.run_loop(agent.step, env):
+    for timestep, _ in run_loop.run_loop(agent.step, env, agent.learn):
         returns += [e.episode_return for e in tracker.observe(timestep)]
         if agent.agent_steps >= num_steps:
             return returns, agent.updates

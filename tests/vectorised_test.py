@@ -39,7 +39,7 @@ def fill_replay(config, num_envs, seed, vector_steps):
                                  replay_capacity=num_envs * 2000, min_replay_size=100_000)
     env = main_lib.build_env(config, num_envs, seed)
     agent = main_lib.build_agent(config, env)
-    loop = run_loop.run_loop(agent.step, env)
+    loop = run_loop.run_loop(agent.step, env, agent.learn)
     for _ in range(vector_steps + 1):
         next(loop)
     env.close()

@@ -6,6 +6,8 @@ One run, one machine, each timing a median over repeats:
           actions, action repeat 4), per backend and per --num_envs
   act     t_act: greedy action for 1 state and for a batch of num_envs states
   update  t_update: one Nature-CNN update at batch 32, with and without XLA
+  after   the greedy action right after an update (or a NumPy matmul): how much
+          slower acting gets in the loop than alone on this machine
   replay  add / batch-32 sample time and resident memory of a full buffer
   e2e     agent steps/s of `dqn_tf.main.train` itself on SpaceInvaders with the
           Nature preset (train every 4 agent steps), read back from its own
@@ -13,7 +15,7 @@ One run, one machine, each timing a median over repeats:
           at its final 0.1, so 90 % of steps pay for a greedy action), and the
           limit 1 / (t_env + t_act + t_update / train_every) with the ratio
 
-Pass --only=env,act,update,replay,e2e to pick parts; --num_envs=1,4,8.
+Pass --only=env,act,update,after,replay,e2e to pick parts; --num_envs=1,4,8.
 """
 
 import argparse
@@ -102,6 +104,28 @@ def bench_update(jit: bool) -> float:
     return ms
 
 
+def bench_after_heavy_work():
+    """Median ms of a greedy action (1 state, XLA) alone, and right after heavy 2-core work."""
+    update, _ = build_update_and_greedy(False)
+    _, greedy = build_update_and_greedy(True)
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
+    a = rng.integers(0, 6, 32).astype(np.int32)
+    r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
+    matrix = rng.random((1200, 1200), np.float32)
+    heavy = {"nothing": lambda: None, "an update": lambda: update(s, a, r, d, s).numpy(),
+             "a NumPy 1200x1200 matmul": lambda: matrix @ matrix}
+    for name, work in heavy.items():
+        times = []
+        for _ in range(105):
+            work()
+            start = time.perf_counter()
+            greedy(s[:1]).numpy()
+            times.append(time.perf_counter() - start)
+        print(f"after    greedy action right after {name}: "
+              f"{1000 * statistics.median(times[5:]):.3f} ms")
+
+
 def bench_replay(capacity: int):
     from dqn_tf.replay import ReplayMemory
     before = rss_gb()
@@ -149,7 +173,7 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="env,act,update,replay,e2e")
+    parser.add_argument("--only", default="env,act,update,after,replay,e2e")
     parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
@@ -170,6 +194,8 @@ def main():
     if "update" in parts:
         for jit in (False, True):
             t_update[jit] = bench_update(jit)
+    if "after" in parts:
+        bench_after_heavy_work()
     if "replay" in parts:
         bench_replay(args.capacity)
     if "e2e" in parts:
@@ -177,8 +203,10 @@ def main():
         for n in env_counts:
             sps = bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
             if t_env and t_act and t_update:
-                limit_ms = t_env[n] + t_act[False][n] / n + t_update[False] / train_every
-                print(f"limit    num_envs={n}: 1 / ({t_env[n]:.3f} + {t_act[False][n] / n:.3f} "
+                # As the loop runs by default: XLA acting (--jit_act), graph-mode update.
+                act_ms = t_act[True][n] / n
+                limit_ms = t_env[n] + act_ms + t_update[False] / train_every
+                print(f"limit    num_envs={n}: 1 / ({t_env[n]:.3f} + {act_ms:.3f} "
                       f"+ {t_update[False]:.1f} / {train_every}) ms = {1000 / limit_ms:.0f} agent "
                       f"steps/s; end to end / limit = {sps * limit_ms / 1000:.2f}")
 

@@ -116,7 +116,9 @@ class DqnAgent:
     """Epsilon-greedy acting, replay recording and periodic learning.
 
     Call `step` with every `TimeStep` of a batched env; it returns the next
-    actions. Counting is in agent steps: one per env per transition completed.
+    actions. Call `learn` while the env computes the next step (the run loop
+    does); it pays the updates that the recorded transitions are due. Counting
+    is in agent steps: one per env per transition completed.
     """
 
     def __init__(self, *, online_network: keras.Model, target_network: keras.Model,

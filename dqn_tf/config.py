@@ -129,8 +129,8 @@ def _define_flags():
                   "Hidden layer widths of the MLP used for vector observations.")
     f.DEFINE_boolean("jit_compile", d.jit_compile, "XLA-compile the update step (no faster "
                      "than plain graph mode on a 2-core CPU; see BENCHMARKS.md).")
-    f.DEFINE_boolean("jit_act", d.jit_act, "XLA-compile the greedy action: 0.38 vs 0.53 ms for one "
-                     "Atari state on a 2-core CPU, and no thread wake-up stall after each env step.")
+    f.DEFINE_boolean("jit_act", d.jit_act, "XLA-compile the greedy action (0.45 vs 0.80 ms for "
+                     "one Atari state on a 2-core CPU; see BENCHMARKS.md).")
     f.DEFINE_integer("eval_every", d.eval_every, "Agent steps between evaluations (0 = never).")
     f.DEFINE_integer("eval_episodes", d.eval_episodes, "Full games per evaluation.")
     f.DEFINE_float("eval_epsilon", d.eval_epsilon, "Exploration during evaluation.")

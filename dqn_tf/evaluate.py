@@ -48,6 +48,7 @@ HUMAN_AND_RANDOM = {
     "WizardOfWor": (563.5, 4757.0), "Zaxxon": (32.5, 9173.0),
 }
 
+
 def load_policy(directory: str):
     """Loads a dqn_tf SavedModel; returns (serving signature, metadata dict).
 
@@ -148,7 +149,6 @@ def evaluate(saved_model: str, *, episodes: int = 30, epsilon: float = 0.05,
             "returns": returns.tolist(), "mean": mean, "std": float(returns.std()),
             "min": float(returns.min()), "max": float(returns.max()),
             "human_normalised": human_normalised(env_id, mean)}
-
 
 
 def main(argv):

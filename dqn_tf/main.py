@@ -52,7 +52,7 @@ def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_l
     return agent_lib.DqnAgent(
         online_network=online, target_network=target,
         optimizer=optimizers.make_optimizer(config.optimizer, config.learning_rate,
-                                           config.optimizer_epsilon),
+                                            config.optimizer_epsilon),
         replay=memory, num_envs=config.num_envs, batch_size=config.batch_size,
         min_replay_size=config.min_replay_size, train_every=config.train_every,
         target_update_period=config.target_update_period,
@@ -196,7 +196,8 @@ def train(config: config_lib.Config) -> dict:
                     disable=not config.progress, dynamic_ncols=True, mininterval=1.0)
     stopped_early = agent.agent_steps >= config.num_steps
     try:
-        for timestep, _ in ([] if stopped_early else run_loop.run_loop(agent.step, env, agent.learn)):
+        events = [] if stopped_early else run_loop.run_loop(agent.step, env, agent.learn)
+        for timestep, _ in events:
             for episode in tracker.observe(timestep):
                 recent_returns.append(episode.episode_return)
                 writer.scalars(agent.agent_steps, {"Train/EpisodeReturn": episode.episode_return,

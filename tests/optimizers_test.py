@@ -74,8 +74,8 @@ def test_presets_and_overrides():
     assert isinstance(card, optimizers.FusedRMSprop)
     assert (card.momentum, card.epsilon, card.rho, card.centered) == (0.95, 0.1, 0.9, False)
     nature = optimizers.make_optimizer("nature_rmsprop")
-    assert (nature.momentum, nature.epsilon, nature.rho, nature.centered) == (0.0, 0.01, 0.95,
-                                                                             True)
+    assert (nature.momentum, nature.epsilon, nature.rho, nature.centered) == (
+        0.0, 0.01, 0.95, True)
     adam = optimizers.make_optimizer("adam", learning_rate=1e-3)
     assert isinstance(adam, optimizers.FusedAdam) and adam.epsilon == 1.5e-4
     assert float(adam.learning_rate) == pytest.approx(1e-3)

@@ -180,6 +180,8 @@ class DqnAgent:
         self._last_observation = None
         self._last_action = None
         self.last_metrics = None  # [4] numpy metrics of the latest update.
+        self._metric_sums = np.zeros(len(METRIC_NAMES))  # Since the last `pop_metrics`.
+        self._metric_count = 0
         self._sync_target()
 
     @property
@@ -232,11 +234,22 @@ class DqnAgent:
         batch = self.replay.sample(self._batch_size)
         self.last_metrics = self._update(*batch).numpy()
         self.updates += 1
+        self._metric_sums += self.last_metrics
+        self._metric_count += 1
         if not np.isfinite(self.last_metrics).all():
             values = dict(zip(METRIC_NAMES, self.last_metrics.tolist()))
             raise FloatingPointError(f"non-finite update at agent step {self.agent_steps} "
                                      f"(update {self.updates}): {values}")
         return self.last_metrics
+
+    def pop_metrics(self) -> dict | None:
+        """Mean of each of `METRIC_NAMES` over every update since the last call
+        (None if there was none), and starts a new window."""
+        if not self._metric_count:
+            return None
+        means = dict(zip(METRIC_NAMES, (self._metric_sums / self._metric_count).tolist()))
+        self._metric_sums[:], self._metric_count = 0.0, 0
+        return means
 
     # ------------------------------------------------------------ state
 

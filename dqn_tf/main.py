@@ -186,11 +186,10 @@ def train(config: config_lib.Config) -> dict:
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     tracker = run_loop.EpisodeTracker(env.num_envs)
     recent_returns = collections.deque(maxlen=100)
-    metric_sums, metric_count = np.zeros(len(agent_lib.METRIC_NAMES)), 0
     next_summary = next_multiple(agent.agent_steps, config.summary_every)
     next_eval = next_multiple(agent.agent_steps, config.eval_every)
     next_checkpoint = next_multiple(agent.agent_steps, config.checkpoint_every)
-    last_time, last_steps, last_updates = time.perf_counter(), agent.agent_steps, agent.updates
+    last_time, last_steps = time.perf_counter(), agent.agent_steps
     steps_per_second = 0.0
     bar = tqdm.tqdm(total=config.num_steps, initial=agent.agent_steps, unit="step",
                     disable=not config.progress, dynamic_ncols=True, mininterval=1.0)
@@ -202,10 +201,6 @@ def train(config: config_lib.Config) -> dict:
                 recent_returns.append(episode.episode_return)
                 writer.scalars(agent.agent_steps, {"Train/EpisodeReturn": episode.episode_return,
                                                    "Train/EpisodeLength": episode.length})
-            if agent.updates != last_updates:
-                last_updates = agent.updates
-                metric_sums += agent.last_metrics
-                metric_count += 1
             steps = agent.agent_steps
             if steps >= next_summary:
                 now = time.perf_counter()
@@ -215,11 +210,10 @@ def train(config: config_lib.Config) -> dict:
                            "Train/Epsilon": agent.epsilon, "Replay/Size": len(agent.replay)}
                 if recent_returns:
                     scalars["Train/AverageReturns"] = float(np.mean(recent_returns))
-                if metric_count:
-                    means = dict(zip(agent_lib.METRIC_NAMES, metric_sums / metric_count))
+                means = agent.pop_metrics()  # Over every update since the last summary.
+                if means:
                     scalars.update({"Loss/Huber": means["loss"], "Q/Mean": means["mean_q"],
                                     "Q/Max": means["max_q"], "Loss/GradNorm": means["grad_norm"]})
-                    metric_sums[:], metric_count = 0.0, 0
                 writer.scalars(steps, scalars)
                 bar.set_postfix({"sps": f"{steps_per_second:.0f}", "eps": f"{agent.epsilon:.3f}",
                                  "return": f"{recent_returns[-1]:.1f}" if recent_returns else "-",

@@ -154,6 +154,20 @@ def test_updates_left_unpaid_by_a_loop_without_learn_are_paid_the_same_by_step()
     assert overlapped.get_state() == inline.get_state()
 
 
+def test_pop_metrics_averages_every_update_even_several_per_step():
+    agent = make_agent(num_envs=2, train_every=1)  # Two updates per step once learning.
+    seen = []
+    learn_once = agent.learn_once
+    agent.learn_once = lambda: seen.append(learn_once().copy())
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(7,)), ScriptedGame(lengths=(5,))])
+    drive(agent, env, 30)
+    assert len(seen) == agent.updates >= 15
+    means = agent.pop_metrics()
+    np.testing.assert_allclose([means[name] for name in agent_lib.METRIC_NAMES],
+                               np.mean(seen, axis=0), rtol=1e-6)
+    assert agent.pop_metrics() is None  # The window starts again.
+
+
 def test_agent_records_what_the_env_did():
     agent = make_agent(life_loss_terminal=False)
     env = atari_env.BatchedEnv([ScriptedGame(lengths=(3,))])

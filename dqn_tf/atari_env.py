@@ -254,6 +254,7 @@ class BatchedEnv:
         self._observation = np.zeros((e,) + tuple(self.observation_shape),
                                      self.observation_dtype)
         self._needs_reset = np.ones(e, bool)
+        self._actions = None  # Set by `send`, used by `recv`.
 
     def reset(self) -> TimeStep:
         """Starts a new game in every env."""

@@ -34,6 +34,7 @@ def main():
     parser.add_argument("--num_envs", type=int, default=1)
     parser.add_argument("--jit_compile", action="store_true")
     parser.add_argument("--jit_act", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--env_backend", default="ale_vector", choices=["ale_vector", "gymnasium"])
     parser.add_argument("--overlap", action=argparse.BooleanOptionalAction, default=True,
                         help="learn while the env steps (--no-overlap: inside agent.step)")
     parser.add_argument("--warmup", type=int, default=3000)
@@ -42,7 +43,8 @@ def main():
     from dqn_tf import main as main_lib, run_loop
     config = nature_config(env=GAME, num_envs=args.num_envs, replay_capacity=50_000,
                            min_replay_size=args.warmup, epsilon_decay_steps=1,
-                           jit_compile=args.jit_compile, jit_act=args.jit_act)
+                           jit_compile=args.jit_compile, jit_act=args.jit_act,
+                           env_backend=args.env_backend)
     env = main_lib.build_env(config, args.num_envs, 0)
     agent = main_lib.build_agent(config, env)
     totals = dict.fromkeys(("agent.step", "act", "agent.learn", "update", "sample",
@@ -66,7 +68,7 @@ def main():
             break
     seconds, steps = time.perf_counter() - start, agent.agent_steps - start_steps
     parts = ", ".join(f"{k} {1000 * v / steps:.3f}" for k, v in totals.items())
-    print(f"num_envs={args.num_envs} jit_compile={args.jit_compile} jit_act={args.jit_act} "
+    print(f"{args.env_backend} num_envs={args.num_envs} jit_compile={args.jit_compile} jit_act={args.jit_act} "
           f"overlap={args.overlap}: {steps / seconds:.0f} agent "
           f"steps/s; ms per agent step: total {1000 * seconds / steps:.3f} = {parts} "
           "(act is inside agent.step; update and sample inside agent.learn)")

@@ -68,8 +68,8 @@ def main():
             break
     seconds, steps = time.perf_counter() - start, agent.agent_steps - start_steps
     parts = ", ".join(f"{k} {1000 * v / steps:.3f}" for k, v in totals.items())
-    print(f"{args.env_backend} num_envs={args.num_envs} jit_compile={args.jit_compile} jit_act={args.jit_act} "
-          f"overlap={args.overlap}: {steps / seconds:.0f} agent "
+    print(f"{args.env_backend} num_envs={args.num_envs} jit_compile={args.jit_compile} "
+          f"jit_act={args.jit_act} overlap={args.overlap}: {steps / seconds:.0f} agent "
           f"steps/s; ms per agent step: total {1000 * seconds / steps:.3f} = {parts} "
           "(act is inside agent.step; update and sample inside agent.learn)")
     env.close()

@@ -12,10 +12,16 @@ One run, one machine, each timing a median over repeats:
   e2e     agent steps/s of `dqn_tf.main.train` itself on SpaceInvaders with the
           Nature preset (train every 4 agent steps), read back from its own
           TensorBoard `Train/AverageStepsPerSecond` once learning runs (epsilon
-          at its final 0.1, so 90 % of steps pay for a greedy action), and the
-          limit 1 / (t_env + t_act + t_update / train_every) with the ratio
+          at its final 0.1, so 90 % of steps pay for a greedy action)
+  bare    the same loop's work alone (env, greedy action, update on a fixed
+          batch), with no agent, replay or summaries: what the rest costs
+  limit   --rounds rounds per num_envs, each measuring back to back t_env,
+          t_act, t_update, the limit 1 / (t_env + t_act + t_update / train_every),
+          e2e and bare, so that each ratio compares figures from the same state
+          of this shared machine; then the medians
 
-Pass --only=env,act,update,after,replay,e2e to pick parts; --num_envs=1,4,8.
+Pass --only=env,act,update,after,replay,e2e,bare,limit to pick parts (default:
+all but the standalone e2e and bare, which limit runs); --num_envs=1,4,8.
 """
 
 import argparse
@@ -74,11 +80,12 @@ def bench_env(backend: str, num_envs: int, steps: int = 3000) -> float:
 
 
 def build_update_and_greedy(jit: bool):
+    """The Nature preset's update (its optimizer, as end to end runs it) and greedy action."""
     from dqn_tf import agent as agent_lib, networks, optimizers
     spec = agent_lib.state_spec((4, 84, 84), np.uint8)
     online, target = networks.nature_cnn(6), networks.nature_cnn(6)
-    update = agent_lib.build_update_fn(online, target, optimizers.make_optimizer("rmsprop"),
-                                       spec, jit_compile=jit)
+    optimizer = optimizers.make_optimizer(nature_config().optimizer)
+    update = agent_lib.build_update_fn(online, target, optimizer, spec, jit_compile=jit)
     return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit)
 
 
@@ -171,44 +178,101 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
     return sps
 
 
+def bench_bare_loop(num_envs: int, steps: int, window: int = 1000, train_every: int = 4) -> float:
+    """Median agent steps/s of the loop's work and nothing else, over windows of
+    `window` agent steps: the env step, a greedy action (XLA) on 90 % of steps
+    and one update per `train_every` agent steps on a fixed batch, interleaved
+    as `run_loop` does. No replay, agent, summaries or bookkeeping."""
+    from dqn_tf import main as main_lib
+    env = main_lib.build_env(nature_config(env=GAME), num_envs, 0)
+    update, _ = build_update_and_greedy(False)
+    _, greedy = build_update_and_greedy(True)
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
+    a = rng.integers(0, env.num_actions, 32).astype(np.int32)
+    r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
+    states = np.zeros((num_envs, 4, 84, 84), np.uint8)
+    timestep, credit, rates = env.reset(), 0, []
+    for _ in range(steps // window + 1):  # The first window traces and warms up.
+        start = time.perf_counter()
+        for _ in range(window // num_envs):
+            states[:, :-1] = states[:, 1:]
+            states[:, -1] = timestep.observation
+            explore = rng.random(num_envs) < 0.1
+            actions = rng.integers(0, env.num_actions, num_envs, dtype=np.int32)
+            if not explore.all():
+                actions = np.where(explore, actions, greedy(states).numpy())
+            env.send(actions)
+            credit += num_envs
+            while credit >= train_every:
+                credit -= train_every
+                update(s, a, r, d, s).numpy()
+            timestep = env.recv()
+        rates.append((window // num_envs) * num_envs / (time.perf_counter() - start))
+    env.close()
+    sps = statistics.median(rates[1:])
+    print(f"bare     the same work with no agent, replay or summaries, num_envs={num_envs}: "
+          f"{sps:.0f} agent steps/s")
+    return sps
+
+
+def limit_round(n: int, train_every: int, args) -> dict:
+    """One round at `n` envs: the limit's parts, end to end and the bare loop, back to back,
+    so that each ratio compares figures taken in the same state of the machine."""
+    t_env = bench_env("ale_vector", n)
+    act_ms = bench_act(True, [n])[n] / n  # XLA acting (--jit_act) and the graph-mode
+    t_update = bench_update(False)          # update: as the loop runs by default.
+    limit = 1000 / (t_env + act_ms + t_update / train_every)
+    e2e = bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
+    bare = bench_bare_loop(n, args.e2e_steps)
+    print(f"limit    num_envs={n}: 1 / ({t_env:.3f} + {act_ms:.3f} + {t_update:.1f} / "
+          f"{train_every}) ms = {limit:.0f} agent steps/s; end to end / limit = {e2e / limit:.2f}; "
+          f"end to end / bare loop = {e2e / bare:.2f}")
+    return dict(e2e=e2e, limit=limit, bare=bare, ratio=e2e / limit, overheads=e2e / bare)
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="env,act,update,after,replay,e2e")
+    parser.add_argument("--only", default="env,act,update,after,replay,limit")
     parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
     parser.add_argument("--e2e_steps", type=int, default=6_000)
+    parser.add_argument("--rounds", type=int, default=3, help="limit rounds per num_envs")
     args = parser.parse_args()
     parts = args.only.split(",")
     env_counts = [int(n) for n in args.num_envs.split(",")]
     import tensorflow as tf
     print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, tensorflow {tf.__version__}")
-    t_env, t_act, t_update = {}, {}, {}
     if "env" in parts:
         bench_env("gymnasium", 1)
         for n in env_counts:
-            t_env[n] = bench_env("ale_vector", n)
+            bench_env("ale_vector", n)
     if "act" in parts:
         for jit in (False, True):
-            t_act[jit] = bench_act(jit, sorted(set([1] + env_counts)))
+            bench_act(jit, sorted(set([1] + env_counts)))
     if "update" in parts:
         for jit in (False, True):
-            t_update[jit] = bench_update(jit)
+            bench_update(jit)
     if "after" in parts:
         bench_after_heavy_work()
     if "replay" in parts:
         bench_replay(args.capacity)
     if "e2e" in parts:
-        train_every = 4
         for n in env_counts:
-            sps = bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
-            if t_env and t_act and t_update:
-                # As the loop runs by default: XLA acting (--jit_act), graph-mode update.
-                act_ms = t_act[True][n] / n
-                limit_ms = t_env[n] + act_ms + t_update[False] / train_every
-                print(f"limit    num_envs={n}: 1 / ({t_env[n]:.3f} + {act_ms:.3f} "
-                      f"+ {t_update[False]:.1f} / {train_every}) ms = {1000 / limit_ms:.0f} agent "
-                      f"steps/s; end to end / limit = {sps * limit_ms / 1000:.2f}")
+            bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
+    if "bare" in parts:
+        for n in env_counts:
+            bench_bare_loop(n, args.e2e_steps)
+    if "limit" in parts:
+        summary = {n: [limit_round(n, 4, args) for _ in range(args.rounds)] for n in env_counts}
+        for n, rounds in summary.items():
+            med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+            ratios = ", ".join(f"{r['ratio']:.2f}" for r in rounds)
+            print(f"summary  num_envs={n}, medians of {len(rounds)} rounds: end to end "
+                  f"{med['e2e']:.0f}, limit {med['limit']:.0f}, bare loop {med['bare']:.0f} "
+                  f"agent steps/s; end to end / limit {med['ratio']:.2f} ({ratios}); "
+                  f"end to end / bare loop {med['overheads']:.2f}")
 
 
 if __name__ == "__main__":

@@ -79,18 +79,19 @@ def bench_env(backend: str, num_envs: int, steps: int = 3000) -> float:
     return ms
 
 
-def build_update_and_greedy(jit: bool):
-    """The Nature preset's update (its optimizer, as end to end runs it) and greedy action."""
+def build_update_and_greedy(jit_update: bool = False, jit_act: bool = True):
+    """The Nature preset's update (its optimizer, as end to end runs it) and the greedy
+    action of the same online network; by default compiled as the loop runs them."""
     from dqn_tf import agent as agent_lib, networks, optimizers
     spec = agent_lib.state_spec((4, 84, 84), np.uint8)
     online, target = networks.nature_cnn(6), networks.nature_cnn(6)
     optimizer = optimizers.make_optimizer(nature_config().optimizer)
-    update = agent_lib.build_update_fn(online, target, optimizer, spec, jit_compile=jit)
-    return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit)
+    update = agent_lib.build_update_fn(online, target, optimizer, spec, jit_compile=jit_update)
+    return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit_act)
 
 
 def bench_act(jit: bool, batch_sizes) -> dict:
-    _, greedy = build_update_and_greedy(jit)
+    _, greedy = build_update_and_greedy(jit_act=jit)
     states = np.random.default_rng(0).integers(0, 256, (max(batch_sizes), 4, 84, 84), np.uint8)
     times = {}
     for n in batch_sizes:
@@ -101,7 +102,7 @@ def bench_act(jit: bool, batch_sizes) -> dict:
 
 
 def bench_update(jit: bool) -> float:
-    update, _ = build_update_and_greedy(jit)
+    update, _ = build_update_and_greedy(jit_update=jit)
     rng = np.random.default_rng(0)
     s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, 6, 32).astype(np.int32)
@@ -113,8 +114,7 @@ def bench_update(jit: bool) -> float:
 
 def bench_after_heavy_work():
     """Median ms of a greedy action (1 state, XLA) alone, and right after heavy 2-core work."""
-    update, _ = build_update_and_greedy(False)
-    _, greedy = build_update_and_greedy(True)
+    update, greedy = build_update_and_greedy()
     rng = np.random.default_rng(0)
     s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, 6, 32).astype(np.int32)
@@ -178,15 +178,14 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
     return sps
 
 
-def bench_bare_loop(num_envs: int, steps: int, window: int = 1000, train_every: int = 4) -> float:
+def bench_bare_loop(num_envs: int, steps: int, train_every: int, window: int = 1000) -> float:
     """Median agent steps/s of the loop's work and nothing else, over windows of
     `window` agent steps: the env step, a greedy action (XLA) on 90 % of steps
     and one update per `train_every` agent steps on a fixed batch, interleaved
     as `run_loop` does. No replay, agent, summaries or bookkeeping."""
     from dqn_tf import main as main_lib
     env = main_lib.build_env(nature_config(env=GAME), num_envs, 0)
-    update, _ = build_update_and_greedy(False)
-    _, greedy = build_update_and_greedy(True)
+    update, greedy = build_update_and_greedy()
     rng = np.random.default_rng(0)
     s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, env.num_actions, 32).astype(np.int32)
@@ -224,7 +223,7 @@ def limit_round(n: int, train_every: int, args) -> dict:
     t_update = bench_update(False)          # update: as the loop runs by default.
     limit = 1000 / (t_env + act_ms + t_update / train_every)
     e2e = bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
-    bare = bench_bare_loop(n, args.e2e_steps)
+    bare = bench_bare_loop(n, args.e2e_steps, train_every)
     print(f"limit    num_envs={n}: 1 / ({t_env:.3f} + {act_ms:.3f} + {t_update:.1f} / "
           f"{train_every}) ms = {limit:.0f} agent steps/s; end to end / limit = {e2e / limit:.2f}; "
           f"end to end / bare loop = {e2e / bare:.2f}")
@@ -240,6 +239,9 @@ def main():
     parser.add_argument("--e2e_steps", type=int, default=6_000)
     parser.add_argument("--rounds", type=int, default=3, help="limit rounds per num_envs")
     args = parser.parse_args()
+    if args.e2e_steps < 2000:
+        parser.error("--e2e_steps must be at least 2000: end to end skips its first 1,000 "
+                     "learning steps and needs summaries after them")
     parts = args.only.split(",")
     env_counts = [int(n) for n in args.num_envs.split(",")]
     import tensorflow as tf
@@ -263,9 +265,11 @@ def main():
             bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
     if "bare" in parts:
         for n in env_counts:
-            bench_bare_loop(n, args.e2e_steps)
+            bench_bare_loop(n, args.e2e_steps, nature_config().train_every)
     if "limit" in parts:
-        summary = {n: [limit_round(n, 4, args) for _ in range(args.rounds)] for n in env_counts}
+        train_every = nature_config().train_every
+        summary = {n: [limit_round(n, train_every, args) for _ in range(args.rounds)]
+                   for n in env_counts}
         for n, rounds in summary.items():
             med = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
             ratios = ", ".join(f"{r['ratio']:.2f}" for r in rounds)

@@ -270,7 +270,11 @@ class DqnAgent:
         self.agent_steps = int(state["agent_steps"])
         self.updates = int(state["updates"])
         self.target_syncs = int(state["target_syncs"])
-        self._update_credit = int(state["update_credit"])
+        # Restored without its replay (no --checkpoint_replay), the agent refills
+        # `min_replay_size` transitions before it learns again: the credit owed
+        # when the checkpoint was taken cannot be paid from an empty replay.
+        refilled = len(self.replay) >= self._min_replay_size
+        self._update_credit = int(state["update_credit"]) if refilled else 0
         if len(state["actor_rngs"]) != len(self.actor.rngs):
             raise UserInputError(f"the checkpoint has {len(state['actor_rngs'])} actor RNGs "
                                  f"for {len(self.actor.rngs)} envs; resume with the same "

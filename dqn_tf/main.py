@@ -139,11 +139,15 @@ def train(config: config_lib.Config) -> dict:
         env = build_env(config, config.num_envs, config.seed + 7919 * agent.agent_steps)
         logging.info("resumed from %s at agent step %d", path, agent.agent_steps)
         print(f"Resuming from {path} at agent step {agent.agent_steps:,}.")
-        dropped = summaries.discard_events_after(logdir, agent.agent_steps)
-        if dropped:
-            print(f"Dropped {dropped} TensorBoard events logged after that checkpoint.")
     else:
         logging.info("starting a new run in %s", config.output_dir)
+    # A killed process may have flushed points past the step we restart from (with no
+    # checkpoint, that is every point): drop them so no step is plotted twice.
+    restart_step = agent.agent_steps if state is not None else -1
+    dropped = summaries.discard_events_after(logdir, restart_step)
+    if dropped:
+        print(f"Dropped {dropped} TensorBoard events logged after agent step "
+              f"{max(restart_step, 0):,} by an earlier process that left no later checkpoint.")
     print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
                                           dataclasses.asdict(config).items()))
     eval_env = build_env(config, 1, config.seed + 10_000)

@@ -4,7 +4,8 @@ Tags follow Dopamine's runner (`Train/AverageReturns`, `Eval/AverageReturns`,
 `Train/AverageStepsPerSecond`) plus `Loss/Huber` and Q statistics.
 
 A run that resumes from the checkpoint at step S calls `discard_events_after(S)`
-first, so points a killed process logged after S are not plotted twice.
+first, so points a killed process logged after S are not plotted twice; a run that
+starts with no checkpoint calls it with S = -1, which drops every point.
 """
 
 import glob

@@ -185,9 +185,24 @@ def test_agent_state_round_trip():
     drive(agent, atari_env.BatchedEnv([ScriptedGame()]), 30)
     state = agent.get_state()
     other = make_agent()
+    drive(other, atari_env.BatchedEnv([ScriptedGame()]), 10)  # A replay past warm-up.
     other.set_state(state)
     assert other.get_state() == state
     assert other.epsilon == agent.epsilon
+
+
+def test_resume_without_replay_refills_before_learning():
+    agent = make_agent(train_every=1)
+    drive(agent, atari_env.BatchedEnv([ScriptedGame()]), 30)
+    state = agent.get_state()
+    assert state["update_credit"] >= 1  # An update was owed when this state was taken.
+    resumed = make_agent(train_every=1)  # An empty replay: no --checkpoint_replay.
+    resumed.set_state(state)
+    drive(resumed, atari_env.BatchedEnv([ScriptedGame()]), 45)
+    # Steps 31..39 refill 9 transitions; from the 10th (step 40) one update per step,
+    # paid after the step is yielded: steps 40..44 are paid, 45 is owed.
+    assert len(resumed.replay) == 15
+    assert resumed.updates - state["updates"] == 5
 
 
 def test_epsilon_greedy_actor_is_greedy_at_zero_and_random_at_one():

@@ -3,6 +3,7 @@
 import glob
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,7 +14,7 @@ from absl.testing import flagsaver
 
 from dqn_tf import config as config_lib
 from dqn_tf import main as main_lib
-from tests.summaries_test import read_scalars
+from tests.summaries_test import raw_scalar_steps, read_scalars
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
@@ -87,6 +88,29 @@ def test_seed_makes_cartpole_runs_reproducible():
     assert updates >= 1000 and len(first) >= 20
     assert first == again  # Same returns, episode for episode, across learning.
     assert first != other
+
+
+@pytest.mark.slow
+def test_rerun_after_lost_checkpoints_plots_each_summary_step_once(tmp_path):
+    """As after a SIGKILL between flushing summaries and completing a checkpoint."""
+    out = str(tmp_path / "run")
+    run = dict(output_dir=out, num_steps=600, min_replay_size=100, summary_every=100,
+               checkpoint_every=200, keep_checkpoints=5, eval_every=0, progress=False)
+    expected = list(range(100, 601, 100))
+
+    def epsilon_steps():
+        return raw_scalar_steps(os.path.join(out, "tensorboard"))["Train/Epsilon"]
+
+    train_with_preset("cartpole.cfg", **run)
+    assert epsilon_steps() == expected
+    checkpoints = sorted(glob.glob(os.path.join(out, "checkpoints", "ckpt-*")))
+    for lost in checkpoints[1:]:  # Only the checkpoint at step 200 survives.
+        shutil.rmtree(lost)
+    assert train_with_preset("cartpole.cfg", **run)["agent_steps"] == 600
+    assert epsilon_steps() == expected
+    shutil.rmtree(os.path.join(out, "checkpoints"))  # Killed before its first checkpoint.
+    assert train_with_preset("cartpole.cfg", **run)["agent_steps"] == 600
+    assert epsilon_steps() == expected
 
 
 def run_main(*args):

@@ -5,7 +5,8 @@ One run, one machine, each timing a median over repeats:
   env     t_env: ms per agent step of the preprocessed Atari env alone (random
           actions, action repeat 4), per backend and per --num_envs
   act     t_act: greedy action for 1 state and for a batch of num_envs states
-  update  t_update: one Nature-CNN update at batch 32, with and without XLA
+  update  t_update: one Nature-CNN update at batch 32, with and without XLA (the
+          XLA one in a child process with the thread pool main picks for it)
   after   the greedy action right after an update (or a NumPy matmul): how much
           slower acting gets in the loop than alone on this machine
   replay  add / batch-32 sample time and resident memory of a full buffer
@@ -22,12 +23,14 @@ One run, one machine, each timing a median over repeats:
 
 Pass --only=env,act,update,after,replay,e2e,bare,limit to pick parts (default:
 all but the standalone e2e and bare, which limit runs); --num_envs=1,4,8.
+--intra_op_threads is main's flag (0 = its auto choice), set before TF starts.
 """
 
 import argparse
 import dataclasses
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -108,7 +111,10 @@ def bench_update(jit: bool) -> float:
     a = rng.integers(0, 6, 32).astype(np.int32)
     r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
     ms = median_ms(lambda: update(s, a, r, d, s).numpy(), 200)
-    print(f"t_update batch 32, Nature CNN, jit_compile={jit}: {ms:.1f} ms")
+    import tensorflow as tf
+    threads = tf.config.threading.get_intra_op_parallelism_threads() or "one per core"
+    print(f"t_update batch 32, Nature CNN, jit_compile={jit} (intra-op threads {threads}): "
+          f"{ms:.1f} ms")
     return ms
 
 
@@ -157,7 +163,8 @@ def nature_config(**overrides):
     return dataclasses.replace(config_lib.from_flags(), **overrides)
 
 
-def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps: int) -> float:
+def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps: int,
+                     intra_op_threads: int = 0) -> float:
     """Median Train/AverageStepsPerSecond that `main.train` logs once learning runs."""
     from dqn_tf import main as main_lib
     from tests.summaries_test import read_scalars
@@ -167,7 +174,7 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
             replay_capacity=100_000, min_replay_size=warmup, num_steps=warmup + steps,
             epsilon_decay_steps=1,  # Steady state: epsilon at its final 0.1 once learning runs.
             summary_every=500, eval_every=0, checkpoint_every=10**9, export_every_eval=False,
-            progress=False, output_dir=out)
+            progress=False, output_dir=out, intra_op_threads=intra_op_threads)
         result = main_lib.train(config)
         points = read_scalars(os.path.join(out, "tensorboard"))["Train/AverageStepsPerSecond"]
     # Skip the first window after learning starts (tracing the update).
@@ -222,7 +229,8 @@ def limit_round(n: int, train_every: int, args) -> dict:
     act_ms = bench_act(True, [n])[n] / n  # XLA acting (--jit_act) and the graph-mode
     t_update = bench_update(False)          # update: as the loop runs by default.
     limit = 1000 / (t_env + act_ms + t_update / train_every)
-    e2e = bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
+    e2e = bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps,
+                           args.intra_op_threads)
     bare = bench_bare_loop(n, args.e2e_steps, train_every)
     print(f"limit    num_envs={n}: 1 / ({t_env:.3f} + {act_ms:.3f} + {t_update:.1f} / "
           f"{train_every}) ms = {limit:.0f} agent steps/s; end to end / limit = {e2e / limit:.2f}; "
@@ -238,6 +246,7 @@ def main():
     parser.add_argument("--warmup", type=int, default=5_000)
     parser.add_argument("--e2e_steps", type=int, default=6_000)
     parser.add_argument("--rounds", type=int, default=3, help="limit rounds per num_envs")
+    parser.add_argument("--intra_op_threads", type=int, default=0)
     args = parser.parse_args()
     if args.e2e_steps < 2000:
         parser.error("--e2e_steps must be at least 2000: end to end skips its first 1,000 "
@@ -245,7 +254,15 @@ def main():
     parts = args.only.split(",")
     env_counts = [int(n) for n in args.num_envs.split(",")]
     import tensorflow as tf
-    print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, tensorflow {tf.__version__}")
+    from dqn_tf import main as main_lib
+    # Before TF runs any op, as main.train does; "xla_update" is the child process
+    # that times the XLA update with the pool main picks for --jit_compile.
+    threads = main_lib.set_tf_threads(args.intra_op_threads, jit_compile=parts == ["xla_update"])
+    if parts == ["xla_update"]:
+        bench_update(True)
+        return
+    print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, tensorflow {tf.__version__}, "
+          f"TF intra-op threads {threads or 'one per core (TF default)'}")
     if "env" in parts:
         bench_env("gymnasium", 1)
         for n in env_counts:
@@ -254,15 +271,17 @@ def main():
         for jit in (False, True):
             bench_act(jit, sorted(set([1] + env_counts)))
     if "update" in parts:
-        for jit in (False, True):
-            bench_update(jit)
+        bench_update(False)
+        subprocess.run([sys.executable, os.path.abspath(__file__), "--only=xla_update",
+                        f"--intra_op_threads={args.intra_op_threads}"], check=True)
     if "after" in parts:
         bench_after_heavy_work()
     if "replay" in parts:
         bench_replay(args.capacity)
     if "e2e" in parts:
         for n in env_counts:
-            bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps)
+            bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps,
+                             args.intra_op_threads)
     if "bare" in parts:
         for n in env_counts:
             bench_bare_loop(n, args.e2e_steps, nature_config().train_every)

@@ -21,7 +21,7 @@ _OPTIMIZER_NAMES = ["rmsprop", "nature_rmsprop", "adam"]
 RESUMABLE_FIELDS = frozenset({
     "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes",
     "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
-    "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act",
+    "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act", "intra_op_threads",
 })
 
 
@@ -58,6 +58,7 @@ class Config:
     mlp_hidden_sizes: tuple = (64, 64)  # hidden widths for vector observations
     jit_compile: bool = False  # XLA-compile the update
     jit_act: bool = True  # XLA-compile the greedy action (faster on CPU)
+    intra_op_threads: int = 0  # TF threads splitting one op (0 = auto, see main.set_tf_threads)
     eval_every: int = 250_000  # agent steps between evaluations (0 = never)
     eval_episodes: int = 10  # full games per evaluation
     eval_epsilon: float = 0.05  # exploration during evaluation
@@ -131,6 +132,10 @@ def _define_flags():
                      "than plain graph mode on a 2-core CPU; see BENCHMARKS.md).")
     f.DEFINE_boolean("jit_act", d.jit_act, "XLA-compile the greedy action (0.45 vs 0.80 ms for "
                      "one Atari state on a 2-core CPU; see BENCHMARKS.md).")
+    f.DEFINE_integer("intra_op_threads", d.intra_op_threads, "TF threads that split one op "
+                     "(tf.config.threading). 0 = auto: 1 on a machine with at most 2 cores "
+                     "unless --jit_compile (faster there: see BENCHMARKS.md), else TF's default "
+                     "of one per core. Only the first run in a process can set it.")
     f.DEFINE_integer("eval_every", d.eval_every, "Agent steps between evaluations (0 = never).")
     f.DEFINE_integer("eval_episodes", d.eval_episodes, "Full games per evaluation.")
     f.DEFINE_float("eval_epsilon", d.eval_epsilon, "Exploration during evaluation.")
@@ -169,7 +174,8 @@ def validate(config: Config) -> Config:
                  "batch_size", "n_step", "train_every", "target_update_period",
                  "eval_episodes", "checkpoint_every", "keep_checkpoints", "summary_every"):
         need(getattr(config, name) >= 1, name, "at least 1")
-    for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every"):
+    for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every",
+                 "intra_op_threads"):
         need(getattr(config, name) >= 0, name, "0 or more")
     need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
          f"at least --action_repeat ({config.action_repeat})")

@@ -257,8 +257,9 @@ def main():
     from dqn_tf import main as main_lib
     # Before TF runs any op, as main.train does; "xla_update" is the child process
     # that times the XLA update with the pool main picks for --jit_compile.
-    threads = main_lib.set_tf_threads(args.intra_op_threads, jit_compile=parts == ["xla_update"])
-    if parts == ["xla_update"]:
+    xla_update_child = parts == ["xla_update"]
+    threads = main_lib.set_tf_threads(args.intra_op_threads, jit_compile=xla_update_child)
+    if xla_update_child:
         bench_update(True)
         return
     print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, tensorflow {tf.__version__}, "

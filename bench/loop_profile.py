@@ -73,8 +73,8 @@ def main():
     parts = ", ".join(f"{k} {1000 * v / steps:.3f}" for k, v in totals.items())
     print(f"{args.env_backend} num_envs={args.num_envs} jit_compile={args.jit_compile} "
           f"jit_act={args.jit_act} overlap={args.overlap} intra_op_threads={threads}: "
-          f"{steps / seconds:.0f} agent "
-          f"steps/s; ms per agent step: total {1000 * seconds / steps:.3f} = {parts} "
+          f"{steps / seconds:.0f} agent steps/s; ms per agent step: total "
+          f"{1000 * seconds / steps:.3f} = {parts} "
           "(act is inside agent.step; update and sample inside agent.learn)")
     env.close()
 

@@ -7,8 +7,8 @@ One run, one machine, each timing a median over repeats:
   act     t_act: greedy action for 1 state and for a batch of num_envs states
   update  t_update: one Nature-CNN update at batch 32, with and without XLA (the
           XLA one in a child process with the thread pool main picks for it)
-  after   the greedy action right after an update (or a NumPy matmul): how much
-          slower acting gets in the loop than alone on this machine
+  after   the greedy action right after an update, a NumPy matmul or a sleep, in TF
+          and in plain NumPy: how much slower acting gets in the loop than alone
   replay  add / batch-32 sample time and resident memory of a full buffer
   e2e     agent steps/s of `dqn_tf.main.train` itself on SpaceInvaders with the
           Nature preset (train every 4 agent steps), read back from its own
@@ -83,18 +83,19 @@ def bench_env(backend: str, num_envs: int, steps: int = 3000) -> float:
 
 
 def build_update_and_greedy(jit_update: bool = False, jit_act: bool = True):
-    """The Nature preset's update (its optimizer, as end to end runs it) and the greedy
-    action of the same online network; by default compiled as the loop runs them."""
+    """The Nature preset's update (its optimizer, as end to end runs it), the greedy
+    action of the same online network (by default compiled as the loop runs them), and
+    that network."""
     from dqn_tf import agent as agent_lib, networks, optimizers
     spec = agent_lib.state_spec((4, 84, 84), np.uint8)
     online, target = networks.nature_cnn(6), networks.nature_cnn(6)
     optimizer = optimizers.make_optimizer(nature_config().optimizer)
     update = agent_lib.build_update_fn(online, target, optimizer, spec, jit_compile=jit_update)
-    return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit_act)
+    return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit_act), online
 
 
 def bench_act(jit: bool, batch_sizes) -> dict:
-    _, greedy = build_update_and_greedy(jit_act=jit)
+    _, greedy, _ = build_update_and_greedy(jit_act=jit)
     states = np.random.default_rng(0).integers(0, 256, (max(batch_sizes), 4, 84, 84), np.uint8)
     times = {}
     for n in batch_sizes:
@@ -105,7 +106,7 @@ def bench_act(jit: bool, batch_sizes) -> dict:
 
 
 def bench_update(jit: bool) -> float:
-    update, _ = build_update_and_greedy(jit_update=jit)
+    update, _, _ = build_update_and_greedy(jit_update=jit)
     rng = np.random.default_rng(0)
     s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, 6, 32).astype(np.int32)
@@ -118,25 +119,60 @@ def bench_update(jit: bool) -> float:
     return ms
 
 
+def numpy_greedy_fn(network):
+    """The Nature CNN's greedy action for one [4, 84, 84] uint8 state in plain NumPy.
+
+    No TF and no thread pool of ours: it runs in the calling thread, with a copy of
+    the network's weights taken now. It only exists to time acting outside TF.
+    """
+    from numpy.lib.stride_tricks import sliding_window_view
+    convs = [(layer.get_weights(), layer.strides[0])
+             for layer in network.layers if layer.__class__.__name__ == "Conv2D"]
+    (w_hidden, b_hidden), (w_out, b_out) = [
+        layer.get_weights() for layer in network.layers if layer.__class__.__name__ == "Dense"]
+
+    def greedy(state):
+        x = state.transpose(1, 2, 0).astype(np.float32) * (1.0 / 255.0)  # [84, 84, 4]
+        for (kernel, bias), stride in convs:  # kernel [k, k, C_in, C_out]
+            k = kernel.shape[0]
+            patches = sliding_window_view(x, (k, k), axis=(0, 1))[::stride, ::stride]
+            x = np.maximum(np.tensordot(patches, kernel, axes=([3, 4, 2], [0, 1, 2])) + bias, 0)
+        hidden = np.maximum(x.reshape(-1) @ w_hidden + b_hidden, 0)
+        return int(np.argmax(hidden @ w_out + b_out))
+    return greedy
+
+
 def bench_after_heavy_work():
-    """Median ms of a greedy action (1 state, XLA) alone, and right after heavy 2-core work."""
-    update, greedy = build_update_and_greedy()
+    """Median ms of a greedy action (1 state) alone and right after other work, in TF
+    (XLA, as the loop acts) and in plain NumPy in the calling thread; and of TF's
+    conversion of the state alone, which starts every TF call."""
+    import tensorflow as tf
+    update, greedy, network = build_update_and_greedy()
+    numpy_greedy = numpy_greedy_fn(network)
     rng = np.random.default_rng(0)
     s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, 6, 32).astype(np.int32)
     r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
     matrix = rng.random((1200, 1200), np.float32)
     heavy = {"nothing": lambda: None, "an update": lambda: update(s, a, r, d, s).numpy(),
-             "a NumPy 1200x1200 matmul": lambda: matrix @ matrix}
-    for name, work in heavy.items():
-        times = []
-        for _ in range(105):
-            work()
-            start = time.perf_counter()
-            greedy(s[:1]).numpy()
-            times.append(time.perf_counter() - start)
-        print(f"after    greedy action right after {name}: "
-              f"{1000 * statistics.median(times[5:]):.3f} ms")
+             "a NumPy 1200x1200 matmul": lambda: matrix @ matrix,
+             "a 3 ms sleep": lambda: time.sleep(0.003)}
+    agree = sum(numpy_greedy(state) == int(greedy(state[None]).numpy()[0]) for state in s)
+    print(f"after    NumPy and TF pick the same greedy action for {agree} of {len(s)} states")
+    actors = {"greedy action in TF (XLA)": lambda: greedy(s[:1]).numpy(),
+              "greedy action in NumPy": lambda: numpy_greedy(s[0]),
+              # Not an action: TF's conversion of the state alone, the first op of every call.
+              "tf.constant of the state": lambda: tf.constant(s[:1])}
+    for actor_name, act in actors.items():
+        for name, work in heavy.items():
+            times = []
+            for _ in range(105):
+                work()
+                start = time.perf_counter()
+                act()
+                times.append(time.perf_counter() - start)
+            print(f"after    {actor_name:24s} right after {name}: "
+                  f"{1000 * statistics.median(times[5:]):.3f} ms")
 
 
 def bench_replay(capacity: int):
@@ -192,7 +228,7 @@ def bench_bare_loop(num_envs: int, steps: int, train_every: int, window: int = 1
     as `run_loop` does. No replay, agent, summaries or bookkeeping."""
     from dqn_tf import main as main_lib
     env = main_lib.build_env(nature_config(env=GAME), num_envs, 0)
-    update, greedy = build_update_and_greedy()
+    update, greedy, _ = build_update_and_greedy()
     rng = np.random.default_rng(0)
     s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, env.num_actions, 32).astype(np.int32)

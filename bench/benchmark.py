@@ -290,16 +290,16 @@ def main():
     parts = args.only.split(",")
     env_counts = [int(n) for n in args.num_envs.split(",")]
     import tensorflow as tf
-    from dqn_tf import main as main_lib
+    from dqn_tf import threads
     # Before TF runs any op, as main.train does; "xla_update" is the child process
     # that times the XLA update with the pool main picks for --jit_compile.
     xla_update_child = parts == ["xla_update"]
-    threads = main_lib.set_tf_threads(args.intra_op_threads, jit_compile=xla_update_child)
+    pool = threads.set_tf_threads(args.intra_op_threads, jit_compile=xla_update_child)
     if xla_update_child:
         bench_update(True)
         return
     print(f"machine: {os.cpu_count()} cores, numpy {np.__version__}, tensorflow {tf.__version__}, "
-          f"TF intra-op threads {threads or 'one per core (TF default)'}")
+          f"TF intra-op threads {pool or 'one per core (TF default)'}")
     if "env" in parts:
         bench_env("gymnasium", 1)
         for n in env_counts:

@@ -42,8 +42,8 @@ def main():
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--intra_op_threads", type=int, default=0, help="main's flag (0 = auto)")
     args = parser.parse_args()
-    from dqn_tf import main as main_lib, run_loop
-    threads = main_lib.set_tf_threads(args.intra_op_threads, args.jit_compile)
+    from dqn_tf import main as main_lib, run_loop, threads
+    pool = threads.set_tf_threads(args.intra_op_threads, args.jit_compile)
     config = nature_config(env=GAME, num_envs=args.num_envs, replay_capacity=50_000,
                            min_replay_size=args.warmup, epsilon_decay_steps=1,
                            jit_compile=args.jit_compile, jit_act=args.jit_act,
@@ -72,7 +72,7 @@ def main():
     seconds, steps = time.perf_counter() - start, agent.agent_steps - start_steps
     parts = ", ".join(f"{k} {1000 * v / steps:.3f}" for k, v in totals.items())
     print(f"{args.env_backend} num_envs={args.num_envs} jit_compile={args.jit_compile} "
-          f"jit_act={args.jit_act} overlap={args.overlap} intra_op_threads={threads}: "
+          f"jit_act={args.jit_act} overlap={args.overlap} intra_op_threads={pool}: "
           f"{steps / seconds:.0f} agent steps/s; ms per agent step: total "
           f"{1000 * seconds / steps:.3f} = {parts} "
           "(act is inside agent.step; update and sample inside agent.learn)")

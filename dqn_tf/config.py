@@ -58,7 +58,7 @@ class Config:
     mlp_hidden_sizes: tuple = (64, 64)  # hidden widths for vector observations
     jit_compile: bool = False  # XLA-compile the update
     jit_act: bool = True  # XLA-compile the greedy action (faster on CPU)
-    intra_op_threads: int = 0  # TF threads splitting one op (0 = auto, see main.set_tf_threads)
+    intra_op_threads: int = 0  # TF threads splitting one op (0 = auto, see threads.set_tf_threads)
     eval_every: int = 250_000  # agent steps between evaluations (0 = never)
     eval_episodes: int = 10  # full games per evaluation
     eval_epsilon: float = 0.05  # exploration during evaluation

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
 
-from dqn_tf import atari_env, run_loop  # noqa: E402
+from dqn_tf import atari_env, run_loop, threads  # noqa: E402
 from dqn_tf.errors import UserInputError  # noqa: E402
 from dqn_tf.export import FORMAT, METADATA_ASSET  # noqa: E402  (imports no trainer code)
 from dqn_tf.history import stack_shape  # noqa: E402
@@ -161,6 +161,11 @@ def main(argv):
             raise UserInputError("--saved_model is required: pass a directory written by dqn_tf")
         if f.episodes < 1 or not 0.0 <= f.epsilon <= 1.0 or f.noop_max < 0:
             raise UserInputError("--episodes must be >= 1, --epsilon in [0, 1], --noop_max >= 0")
+        if f.intra_op_threads < 0:
+            raise UserInputError(f"--intra_op_threads={f.intra_op_threads} is invalid: it must "
+                                 "be 0 (auto) or more")
+        pool = threads.set_tf_threads(f.intra_op_threads, jit_compile=False)  # Before TF runs.
+        logging.info("TF intra-op threads: %s", pool or "TF's default, one per core")
         result = evaluate(f.saved_model, episodes=f.episodes, epsilon=f.epsilon,
                           noop_max=f.noop_max, env_name=f.env, seed=f.seed, video=f.video,
                           video_episodes=f.video_episodes)
@@ -188,6 +193,9 @@ def define_flags():
     flags.DEFINE_string("video", None, "Write an MP4 of the raw screen to this path (Atari).")
     flags.DEFINE_integer("video_episodes", 1, "Games recorded into --video.")
     flags.DEFINE_string("output_json", None, "Also write the results as JSON here.")
+    flags.DEFINE_integer("intra_op_threads", 0, "TF threads that split one op, as for "
+                         "dqn_tf.main: 0 = auto, 1 on a machine with at most 2 cores (the "
+                         "greedy action is fastest there; see BENCHMARKS.md), else TF's default.")
 
 
 if __name__ == "__main__":

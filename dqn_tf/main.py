@@ -23,40 +23,12 @@ import tqdm  # noqa: E402
 
 from dqn_tf import agent as agent_lib  # noqa: E402
 from dqn_tf import atari_env, checkpointing, export, networks, optimizers, replay, run_loop  # noqa: E402,E501
-from dqn_tf import summaries  # noqa: E402
+from dqn_tf import summaries, threads  # noqa: E402
 from dqn_tf import config as config_lib  # noqa: E402
 from dqn_tf.errors import OutputWriteError, UserInputError  # noqa: E402
 from dqn_tf.history import stack_shape  # noqa: E402
 
 _STATE_VERSION = 1
-
-
-def set_tf_threads(intra_op_threads: int, jit_compile: bool) -> int:
-    """Sizes TF's intra-op pool (the threads that split one op) before TF starts.
-
-    0 picks: 1 thread on a machine with at most 2 cores, where splitting a batch-1
-    greedy action or a batch-32 update costs more in hand-offs than it gains
-    (TF's inter-op pool still runs independent ops side by side), unless the update
-    is XLA-compiled (XLA parallelises only through this pool) or TF_NUM_INTRAOP_THREADS
-    is set; else TF's default (one per core). A process whose TF has already run an
-    op keeps its pool, with a warning.
-
-    Returns:
-      The pool size in effect; 0 means TF's default.
-    """
-    if intra_op_threads == 0:
-        if (jit_compile or "TF_NUM_INTRAOP_THREADS" in os.environ
-                or len(os.sched_getaffinity(0)) > 2):
-            return tf.config.threading.get_intra_op_parallelism_threads()
-        intra_op_threads = 1
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(intra_op_threads)
-    except RuntimeError:
-        logging.warning("TF already runs in this process with %d intra-op threads; "
-                        "--intra_op_threads=%d applies only to a new process",
-                        tf.config.threading.get_intra_op_parallelism_threads(),
-                        intra_op_threads)
-    return tf.config.threading.get_intra_op_parallelism_threads()
 
 
 def build_env(config: config_lib.Config, num_envs: int, seed: int) -> atari_env.BatchedEnv:
@@ -149,7 +121,7 @@ def evaluate(agent: agent_lib.DqnAgent, env: atari_env.BatchedEnv,
 
 def train(config: config_lib.Config) -> dict:
     """Runs (or resumes) training as `config` says; returns final statistics."""
-    set_tf_threads(config.intra_op_threads, config.jit_compile)
+    threads.set_tf_threads(config.intra_op_threads, config.jit_compile)
     checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
                                         config.overwrite)
     env = build_env(config, config.num_envs, config.seed)

@@ -123,12 +123,27 @@ def test_evaluate_bad_inputs(tmp_path):
     cases = [([f"--saved_model={tmp_path}/missing"], "does not exist"),
              ([f"--saved_model={tmp_path}/empty"], "is not a SavedModel"),
              ([f"--saved_model={foreign}"], "not made by dqn_tf"),
-             ([f"--saved_model={tmp_path}/model", "--env=Acrobot-v1"], "actions")]
+             ([f"--saved_model={tmp_path}/model", "--env=Acrobot-v1"], "actions"),
+             ([f"--saved_model={tmp_path}/model", "--intra_op_threads=-1"], "intra_op_threads")]
     for args, fragment in cases:
         proc = run_evaluate(*args)
         assert proc.returncode == 2, (args, proc.stderr[-1000:])
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and fragment in errors[0], (args, proc.stderr[-1000:])
+
+
+@pytest.mark.slow
+def test_evaluate_sizes_tf_threads_before_loading_the_model(tmp_path):
+    export_mlp(str(tmp_path / "model"))
+    small_machine = (len(os.sched_getaffinity(0)) <= 2
+                     and "TF_NUM_INTRAOP_THREADS" not in os.environ)
+    for flag, pool in [([], "1" if small_machine else "TF's default"),
+                       (["--intra_op_threads=2"], "2")]:
+        proc = run_evaluate(f"--saved_model={tmp_path}/model", "--episodes=1", "--verbosity=0",
+                            *flag)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert f"TF intra-op threads: {pool}" in proc.stderr, (flag, proc.stderr[-2000:])
+        assert "applies only to a new process" not in proc.stderr
 
 
 @pytest.mark.slow

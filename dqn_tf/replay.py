@@ -199,8 +199,8 @@ class ReplayMemory:
                 break
             bad = np.flatnonzero(~valid)
             env[bad], index[bad] = self._draw(bad.size)
-            valid[bad], steps[bad], r_t[bad], discount_t[bad] = self._horizon(env[bad],
-                                                                               index[bad])
+            valid[bad], steps[bad], r_t[bad], discount_t[bad] = self._horizon(
+                env[bad], index[bad])
         else:
             raise RuntimeError("no valid transition found; is every episode truncated?")
         both = self.stacks(np.concatenate([env, env]), np.concatenate([index, index + steps]))

@@ -32,8 +32,8 @@ def test_frames_from_an_earlier_game_are_zero():
     memory = ReplayMemory(100, (84, 84), history_length=4)
     add_frames(memory, range(1, 11), episode_end={5})  # Frame 5 ends a game; 6 starts one.
     stacks = memory.stacks(np.zeros(4, int), np.array([4, 5, 6, 8]))
-    assert stacks[:, :, 0, 0].tolist() == [[2, 3, 4, 5], [0, 0, 0, 6], [0, 0, 6, 7],
-                                        [6, 7, 8, 9]]
+    expected = [[2, 3, 4, 5], [0, 0, 0, 6], [0, 0, 6, 7], [6, 7, 8, 9]]
+    assert stacks[:, :, 0, 0].tolist() == expected
 
 
 def test_frames_before_the_first_add_are_zero():

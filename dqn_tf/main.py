@@ -145,7 +145,7 @@ def train(config: config_lib.Config) -> dict:
     # A killed process may have flushed points past the step we restart from (with no
     # checkpoint, that is every point): drop them so no step is plotted twice.
     restart_step = agent.agent_steps if state is not None else -1
-    dropped = summaries.discard_events_after(logdir, restart_step)
+    dropped = summaries.discard_events_after(logdir, restart_step, rewritten_tags=("config",))
     if dropped:
         print(f"Dropped {dropped} TensorBoard events logged after agent step "
               f"{max(restart_step, 0):,} by an earlier process that left no later checkpoint.")

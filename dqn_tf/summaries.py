@@ -4,8 +4,9 @@ Tags follow Dopamine's runner (`Train/AverageReturns`, `Eval/AverageReturns`,
 `Train/AverageStepsPerSecond`) plus `Loss/Huber` and Q statistics.
 
 A run that resumes from the checkpoint at step S calls `discard_events_after(S)`
-first, so points a killed process logged after S are not plotted twice; a run that
-starts with no checkpoint calls it with S = -1, which drops every point.
+first, so points a killed process logged after S are not plotted twice (nor the
+config text it wrote at S); a run that starts with no checkpoint calls it with
+S = -1, which drops every point.
 """
 
 import glob
@@ -25,19 +26,31 @@ def _read_events(path: str) -> list:
     return events
 
 
-def discard_events_after(logdir: str, step: int) -> int:
+def discard_events_after(logdir: str, step: int, rewritten_tags: tuple = ()) -> int:
     """Rewrites the event files in `logdir` without events logged at x > `step`.
 
     Each affected file is rewritten beside itself and renamed over the original,
     so a crash here leaves either the old or the new file.
 
+    Args:
+      logdir: the directory of the event files.
+      step: the agent step the run restarts from; -1 drops every point.
+      rewritten_tags: tags the restarted run writes again at x = `step` (the config
+        text), also dropped there, so two restarts from one checkpoint leave one copy.
+
     Returns:
       The number of events dropped.
     """
+    def keep(event):
+        if event.HasField("file_version") or event.step < step:
+            return True
+        return event.step == step and not any(value.tag in rewritten_tags
+                                              for value in event.summary.value)
+
     dropped = 0
     for path in sorted(glob.glob(os.path.join(logdir, "*tfevents*"))):
         events = _read_events(path)
-        kept = [e for e in events if e.step <= step or e.HasField("file_version")]
+        kept = [e for e in events if keep(e)]
         if len(kept) == len(events):
             continue
         dropped += len(events) - len(kept)

@@ -70,5 +70,17 @@ def test_discard_events_after_drops_what_a_killed_run_logged_past_its_checkpoint
     assert discard_events_after(str(tmp_path), 300) == 0  # Nothing to drop: no rewrite.
 
 
+def test_discard_events_after_drops_rewritten_tags_at_the_restart_step(tmp_path):
+    for _ in range(2):  # Two restarts from the checkpoint at step 200.
+        discard_events_after(str(tmp_path), 200, rewritten_tags=("config",))
+        resumed = TensorBoardWriter(str(tmp_path))
+        resumed.text("config", "|flag|value|", step=200)
+        resumed.scalars(200, {"Train/AverageReturns": 2.0})
+        resumed.close()
+    steps = raw_scalar_steps(tmp_path)
+    assert steps["config"] == [200]
+    assert steps["Train/AverageReturns"] == [200, 200]  # Only the rewritten tags are dropped.
+
+
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
     sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

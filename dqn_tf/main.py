@@ -147,8 +147,8 @@ def train(config: config_lib.Config) -> dict:
     restart_step = agent.agent_steps if state is not None else -1
     dropped = summaries.discard_events_after(logdir, restart_step, rewritten_tags=("config",))
     if dropped:
-        print(f"Dropped {dropped} TensorBoard events logged after agent step "
-              f"{max(restart_step, 0):,} by an earlier process that left no later checkpoint.")
+        print(f"Dropped {dropped} TensorBoard events that an earlier process logged past its "
+              f"last checkpoint (agent step {max(restart_step, 0):,}).")
     print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
                                           dataclasses.asdict(config).items()))
     eval_env = build_env(config, 1, config.seed + 10_000)

@@ -7,8 +7,8 @@ One run, one machine, each timing a median over repeats:
   act     t_act: greedy action for 1 state and for a batch of num_envs states
   update  t_update: one Nature-CNN update at batch 32, with and without XLA (the
           XLA one in a child process with the thread pool main picks for it)
-  after   the greedy action right after an update, a NumPy matmul or a sleep, in TF
-          and in plain NumPy: how much slower acting gets in the loop than alone
+  after   the greedy action right after an update, a NumPy matmul, a sleep or reading
+          4-64 MB, in TF and in plain NumPy: how much slower acting gets in the loop
   replay  add / batch-32 sample time and resident memory of a full buffer
   e2e     agent steps/s of `dqn_tf.main.train` itself on SpaceInvaders with the
           Nature preset (train every 4 agent steps), read back from its own
@@ -154,9 +154,12 @@ def bench_after_heavy_work():
     a = rng.integers(0, 6, 32).astype(np.int32)
     r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
     matrix = rng.random((1200, 1200), np.float32)
+    memory = {mb: np.ones(mb << 17) for mb in (4, 16, 64)}  # float64: 2^17 per MB.
     heavy = {"nothing": lambda: None, "an update": lambda: update(s, a, r, d, s).numpy(),
              "a NumPy 1200x1200 matmul": lambda: matrix @ matrix,
-             "a 3 ms sleep": lambda: time.sleep(0.003)}
+             "a 3 ms sleep": lambda: time.sleep(0.003),
+             # More data than the caches hold, read by one thread: no compute to speak of.
+             **{f"reading {mb} MB": memory[mb].sum for mb in memory}}
     agree = sum(numpy_greedy(state) == int(greedy(state[None]).numpy()[0]) for state in s)
     print(f"after    NumPy and TF pick the same greedy action for {agree} of {len(s)} states")
     actors = {"greedy action in TF (XLA)": lambda: greedy(s[:1]).numpy(),

@@ -61,6 +61,11 @@ def test_discard_events_after_drops_what_a_killed_run_logged_past_its_checkpoint
     killed_file = glob.glob(os.path.join(str(tmp_path), "*tfevents*"))[0]
     with open(killed_file, "ab") as f:
         f.write(b"\x10\x00\x00")  # A record cut short by SIGKILL.
+    # The killed process started a minute before the resumed one. (Writers made in one
+    # process within a second get names that TensorBoard may read in either order.)
+    name = os.path.basename(killed_file).split(".")  # events.out.tfevents.<time>.<host>...
+    name[3] = str(int(name[3]) - 60)
+    os.replace(killed_file, os.path.join(str(tmp_path), ".".join(name)))
     assert discard_events_after(str(tmp_path), 200) == 2
     resumed = TensorBoardWriter(str(tmp_path))
     resumed.scalars(300, {"Train/AverageReturns": -3.0})

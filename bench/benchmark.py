@@ -94,6 +94,14 @@ def build_update_and_greedy(jit_update: bool = False, jit_act: bool = True):
     return update, agent_lib.build_greedy_fn(online, spec, jit_compile=jit_act), online
 
 
+def fixed_batch(num_actions: int = 6) -> tuple:
+    """A batch-32 (s_tm1, a_tm1, r_t, discount_t, s_t) of random Atari states, for timing."""
+    rng = np.random.default_rng(0)
+    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
+    a = rng.integers(0, num_actions, 32).astype(np.int32)
+    return s, a, np.ones(32, np.float32), np.full(32, 0.99, np.float32), s
+
+
 def bench_act(jit: bool, batch_sizes) -> dict:
     _, greedy, _ = build_update_and_greedy(jit_act=jit)
     states = np.random.default_rng(0).integers(0, 256, (max(batch_sizes), 4, 84, 84), np.uint8)
@@ -107,14 +115,11 @@ def bench_act(jit: bool, batch_sizes) -> dict:
 
 def bench_update(jit: bool) -> float:
     update, _, _ = build_update_and_greedy(jit_update=jit)
-    rng = np.random.default_rng(0)
-    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
-    a = rng.integers(0, 6, 32).astype(np.int32)
-    r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
-    ms = median_ms(lambda: update(s, a, r, d, s).numpy(), 200)
+    batch = fixed_batch()
+    ms = median_ms(lambda: update(*batch).numpy(), 200)
     import tensorflow as tf
-    threads = tf.config.threading.get_intra_op_parallelism_threads() or "one per core"
-    print(f"t_update batch 32, Nature CNN, jit_compile={jit} (intra-op threads {threads}): "
+    pool = tf.config.threading.get_intra_op_parallelism_threads() or "one per core"
+    print(f"t_update batch 32, Nature CNN, jit_compile={jit} (intra-op threads {pool}): "
           f"{ms:.1f} ms")
     return ms
 
@@ -149,13 +154,11 @@ def bench_after_heavy_work():
     import tensorflow as tf
     update, greedy, network = build_update_and_greedy()
     numpy_greedy = numpy_greedy_fn(network)
-    rng = np.random.default_rng(0)
-    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
-    a = rng.integers(0, 6, 32).astype(np.int32)
-    r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
-    matrix = rng.random((1200, 1200), np.float32)
+    batch = fixed_batch()
+    s = batch[0]
+    matrix = np.random.default_rng(0).random((1200, 1200), np.float32)
     memory = {mb: np.ones(mb << 17) for mb in (4, 16, 64)}  # float64: 2^17 per MB.
-    heavy = {"nothing": lambda: None, "an update": lambda: update(s, a, r, d, s).numpy(),
+    heavy = {"nothing": lambda: None, "an update": lambda: update(*batch).numpy(),
              "a NumPy 1200x1200 matmul": lambda: matrix @ matrix,
              "a 3 ms sleep": lambda: time.sleep(0.003),
              # More data than the caches hold, read by one thread: no compute to speak of.
@@ -233,9 +236,7 @@ def bench_bare_loop(num_envs: int, steps: int, train_every: int, window: int = 1
     env = main_lib.build_env(nature_config(env=GAME), num_envs, 0)
     update, greedy, _ = build_update_and_greedy()
     rng = np.random.default_rng(0)
-    s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
-    a = rng.integers(0, env.num_actions, 32).astype(np.int32)
-    r, d = np.ones(32, np.float32), np.full(32, 0.99, np.float32)
+    batch = fixed_batch(env.num_actions)
     states = np.zeros((num_envs, 4, 84, 84), np.uint8)
     timestep, credit, rates = env.reset(), 0, []
     for _ in range(steps // window + 1):  # The first window traces and warms up.
@@ -251,7 +252,7 @@ def bench_bare_loop(num_envs: int, steps: int, train_every: int, window: int = 1
             credit += num_envs
             while credit >= train_every:
                 credit -= train_every
-                update(s, a, r, d, s).numpy()
+                update(*batch).numpy()
             timestep = env.recv()
         rates.append((window // num_envs) * num_envs / (time.perf_counter() - start))
     env.close()

@@ -7,8 +7,9 @@ One run, one machine, each timing a median over repeats:
   act     t_act: greedy action for 1 state and for a batch of num_envs states
   update  t_update: one Nature-CNN update at batch 32, with and without XLA (the
           XLA one in a child process with the thread pool main picks for it)
-  after   the greedy action right after an update, a NumPy matmul, a sleep or reading
-          4-64 MB, in TF and in plain NumPy: how much slower acting gets in the loop
+  after   the greedy action right after an update, a NumPy matmul, a sleep, a Python
+          spin or reading 4-64 MB, in TF and in plain NumPy: how much slower acting
+          gets in the loop
   replay  add / batch-32 sample time and resident memory of a full buffer
   e2e     agent steps/s of `dqn_tf.main.train` itself on SpaceInvaders with the
           Nature preset (train every 4 agent steps), read back from its own
@@ -28,6 +29,7 @@ all but the standalone e2e and bare, which limit runs); --num_envs=1,4,8.
 
 import argparse
 import dataclasses
+import functools
 import os
 import statistics
 import subprocess
@@ -147,6 +149,13 @@ def numpy_greedy_fn(network):
     return greedy
 
 
+def spin(seconds: float) -> None:
+    """Keeps the calling thread busy for `seconds`, in a loop that touches almost no memory."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 def bench_after_heavy_work():
     """Median ms of a greedy action (1 state) alone and right after other work, in TF
     (XLA, as the loop acts) and in plain NumPy in the calling thread; and of TF's
@@ -161,6 +170,8 @@ def bench_after_heavy_work():
     heavy = {"nothing": lambda: None, "an update": lambda: update(*batch).numpy(),
              "a NumPy 1200x1200 matmul": lambda: matrix @ matrix,
              "a 3 ms sleep": lambda: time.sleep(0.003),
+             # Time away with almost no memory touched, as long as an update takes and shorter.
+             **{f"a {ms} ms Python spin": functools.partial(spin, ms / 1000) for ms in (3, 12)},
              # More data than the caches hold, read by one thread: no compute to speak of.
              **{f"reading {mb} MB": memory[mb].sum for mb in memory}}
     agree = sum(numpy_greedy(state) == int(greedy(state[None]).numpy()[0]) for state in s)

@@ -4,7 +4,7 @@ from setuptools import setup
 
 MODULES = ["agent", "atari_env", "checkpointing", "config", "errors", "evaluate", "export",
            "history", "main", "networks", "optimizers", "replay", "run_loop", "schedules",
-           "summaries", "threads"]
+           "seeding", "summaries", "threads"]
 
 setup(
     name="dqn_tf",

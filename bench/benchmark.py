@@ -68,7 +68,7 @@ def median_ms(fn, repeats: int, warmup: int = 5) -> float:
 def bench_env(backend: str, num_envs: int, steps: int = 3000) -> float:
     """Median ms per agent step (one env step of one env) over 5 repeats."""
     from dqn_tf import atari_env
-    env = atari_env.make_env(GAME, num_envs=num_envs, seed=0, backend=backend)
+    env = atari_env.make_env(GAME, seeds=range(num_envs), backend=backend)
     rng = np.random.default_rng(0)
     env.reset()
     vector_steps = max(steps // num_envs, 1)
@@ -244,7 +244,7 @@ def bench_bare_loop(num_envs: int, steps: int, train_every: int, window: int = 1
     and one update per `train_every` agent steps on a fixed batch, interleaved
     as `run_loop` does. No replay, agent, summaries or bookkeeping."""
     from dqn_tf import main as main_lib
-    env = main_lib.build_env(nature_config(env=GAME), num_envs, 0)
+    env = main_lib.build_env(nature_config(env=GAME), list(range(num_envs)))
     update, greedy, _ = build_update_and_greedy()
     rng = np.random.default_rng(0)
     batch = fixed_batch(env.num_actions)

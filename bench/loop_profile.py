@@ -48,7 +48,7 @@ def main():
                            min_replay_size=args.warmup, epsilon_decay_steps=1,
                            jit_compile=args.jit_compile, jit_act=args.jit_act,
                            env_backend=args.env_backend)
-    env = main_lib.build_env(config, args.num_envs, 0)
+    env = main_lib.build_env(config, list(range(args.num_envs)))
     agent = main_lib.build_agent(config, env)
     totals = dict.fromkeys(("agent.step", "act", "agent.learn", "update", "sample",
                             "env.send", "env.recv"), 0.0)

@@ -123,16 +123,16 @@ class DqnAgent:
 
     def __init__(self, *, online_network: keras.Model, target_network: keras.Model,
                  optimizer: keras.optimizers.Optimizer, replay: replay_lib.ReplayMemory,
-                 num_envs: int, batch_size: int, min_replay_size: int, train_every: int,
+                 actor_seeds: Sequence, batch_size: int, min_replay_size: int, train_every: int,
                  target_update_period: int, epsilon_start: float, epsilon_end: float,
                  epsilon_decay_steps: int, reward_clip: float, life_loss_terminal: bool,
-                 max_grad_norm: float = 0.0, jit_compile: bool = False, jit_act: bool = False,
-                 seed: int = 0):
+                 max_grad_norm: float = 0.0, jit_compile: bool = False, jit_act: bool = False):
         """Args:
           online_network, target_network: Q-networks with identical architecture.
           optimizer: Keras optimizer for the online network.
           replay: the replay memory to record into and sample from.
-          num_envs: envs stepped in lockstep.
+          actor_seeds: one exploration seed per env stepped in lockstep (ints or
+            `np.random.SeedSequence`s, see `dqn_tf.seeding`).
           batch_size: transitions per update.
           min_replay_size: transitions in replay before learning starts.
           train_every: agent steps per gradient update.
@@ -143,7 +143,6 @@ class DqnAgent:
           max_grad_norm: global-norm gradient clipping; 0 = off.
           jit_compile: XLA-compile the update.
           jit_act: XLA-compile the greedy-action function.
-          seed: seeds the acting RNG.
         """
         self.online_network = online_network
         self.target_network = target_network
@@ -161,8 +160,8 @@ class DqnAgent:
                                               jit_compile=jit_act).get_concrete_function()
         self.actor = run_loop.EpsilonGreedyActor(
             self.greedy_actions, num_actions=online_network.output_shape[-1],
-            num_envs=num_envs, observation_shape=replay.observation_shape,
-            history_length=replay.history_length, dtype=replay.observation_dtype, seed=seed)
+            observation_shape=replay.observation_shape, history_length=replay.history_length,
+            dtype=replay.observation_dtype, seeds=actor_seeds)
         self._batch_size = batch_size
         self._min_replay_size = min_replay_size
         self._train_every = train_every

@@ -30,6 +30,9 @@ actions off; their random streams differ):
   * ``gymnasium``: gymnasium's ``AtariPreprocessing`` per game, stepped in
     turn in this process. The evaluator uses it for its RGB video frames.
 
+Every env of a batch gets its own seed (`make_env(seeds=...)`, from `dqn_tf.seeding`),
+used at its next reset; `reseed` sets new ones, e.g. when a resumed run restarts its games.
+
 Everything is batched over ``num_envs`` environments with "next-step" autoreset:
 after a step that ends a game (terminated or truncated), the next ``step`` call
 ignores that env's action and returns the first observation of a new game with
@@ -165,6 +168,10 @@ class AtariGame:
         self._seed = seed
         self._lives = 0
 
+    def reseed(self, seed: int) -> None:
+        """Seeds the next reset (emulator and no-op draws) with `seed`."""
+        self._seed = seed
+
     def reset(self) -> np.ndarray:
         """Starts a new game; returns its first [84, 84] uint8 frame."""
         frame, info = self._env.reset(seed=self._seed)
@@ -219,6 +226,9 @@ class VectorObservationGame:
         self.observation_dtype = np.float32
         self._seed = seed
 
+    def reseed(self, seed: int) -> None:
+        self._seed = seed
+
     def reset(self) -> np.ndarray:
         observation, _ = self._env.reset(seed=self._seed)
         self._seed = None
@@ -255,6 +265,13 @@ class BatchedEnv:
                                      self.observation_dtype)
         self._needs_reset = np.ones(e, bool)
         self._actions = None  # Set by `send`, used by `recv`.
+
+    def reseed(self, seeds: Sequence[int]) -> None:
+        """The next `reset` seeds game i with seeds[i] (later games continue its stream)."""
+        if len(seeds) != self.num_envs:
+            raise ValueError(f"{len(seeds)} seeds for {self.num_envs} envs")
+        for game, seed in zip(self.games, seeds):
+            game.reseed(int(seed))
 
     def reset(self) -> TimeStep:
         """Starts a new game in every env."""
@@ -297,12 +314,13 @@ class AleVectorEnv:
 
     Same interface and `TimeStep`s as `BatchedEnv`; ALE's own next-step
     autoreset matches ours. Frames stay single ([E, 84, 84], stack_num=1):
-    stacking is the actor's and the replay's job. Env i is seeded ``seed + i``.
+    stacking is the actor's and the replay's job. Env i is seeded ``seeds[i]``.
     """
 
-    def __init__(self, env_id: str, *, num_envs: int, seed: int, sticky_action_prob: float,
+    def __init__(self, env_id: str, *, seeds: Sequence[int], sticky_action_prob: float,
                  noop_max: int, action_repeat: int, fire_reset: bool,
                  max_frames_per_episode: int):
+        num_envs = len(seeds)
         self._env = AtariVectorEnv(
             gym.spec(env_id).kwargs["game"], num_envs,
             num_threads=min(num_envs, os.cpu_count() or 1),
@@ -316,7 +334,8 @@ class AleVectorEnv:
         self.num_actions = len(self.action_meanings)
         self.observation_shape = ATARI_FRAME_SHAPE
         self.observation_dtype = np.uint8
-        self._seeds = seed + np.arange(num_envs)
+        self._seeds = None
+        self.reseed(seeds)
         self._lives = np.zeros(num_envs, np.int32)
         self._first = np.ones(num_envs, bool)
 
@@ -326,8 +345,15 @@ class AleVectorEnv:
         return TimeStep(observation[:, 0], reward.astype(np.float32), first,
                         terminated.astype(bool), truncated.astype(bool), life_lost)
 
+    def reseed(self, seeds: Sequence[int]) -> None:
+        """The next `reset` seeds env i with seeds[i] (later games continue its stream)."""
+        seeds = np.asarray(seeds, np.int64)
+        if seeds.shape != (self.num_envs,) or not ((seeds >= 0) & (seeds < 2**31)).all():
+            raise ValueError(f"need {self.num_envs} seeds in [0, 2**31), got {seeds.tolist()}")
+        self._seeds = seeds  # ALE's vector env takes int32 seeds; -1 would mean unseeded.
+
     def reset(self) -> TimeStep:
-        """Starts a new game in every env (seeded on the first call)."""
+        """Starts a new game in every env (seeded as the last `reseed` said)."""
         observation, info = self._env.reset(seed=self._seeds)
         self._seeds = None  # Later resets continue each env's random stream.
         ended = np.zeros(self.num_envs, bool)
@@ -355,15 +381,14 @@ class AleVectorEnv:
         self._env.close()
 
 
-def make_env(env_id: str, *, num_envs: int = 1, seed: int = 0,
-             sticky_action_prob: float = 0.25, noop_max: int = 30, action_repeat: int = 4,
-             fire_reset: bool = False,
+def make_env(env_id: str, *, seeds: Sequence[int] = (0,), sticky_action_prob: float = 0.25,
+             noop_max: int = 30, action_repeat: int = 4, fire_reset: bool = False,
              max_frames_per_episode: int = NATURE_MAX_FRAMES_PER_EPISODE,
              backend: str = "gymnasium"):
-    """Builds ``num_envs`` copies of an env (any name `resolve_env_id` takes).
+    """Builds ``len(seeds)`` copies of an env (any name `resolve_env_id` takes).
 
-    Env i is seeded ``seed + i``. The Atari arguments and `backend` (one of
-    `ENV_BACKENDS`) are ignored for non-Atari envs.
+    Env i is seeded ``seeds[i]`` (ints in [0, 2**31), e.g. `seeding.int_seeds`). The
+    Atari arguments and `backend` (one of `ENV_BACKENDS`) are ignored for non-Atari envs.
 
     Returns:
       An `AleVectorEnv` or a `BatchedEnv`: the same interface.
@@ -371,16 +396,17 @@ def make_env(env_id: str, *, num_envs: int = 1, seed: int = 0,
     if backend not in ENV_BACKENDS:
         raise ValueError(f"unknown env backend {backend!r}; expected one of {ENV_BACKENDS}")
     env_id = resolve_env_id(env_id)
+    seeds = [int(seed) for seed in seeds]
     if is_atari(env_id) and backend == "ale_vector":
-        return AleVectorEnv(env_id, num_envs=num_envs, seed=seed,
-                            sticky_action_prob=sticky_action_prob, noop_max=noop_max,
-                            action_repeat=action_repeat, fire_reset=fire_reset,
+        return AleVectorEnv(env_id, seeds=seeds, sticky_action_prob=sticky_action_prob,
+                            noop_max=noop_max, action_repeat=action_repeat,
+                            fire_reset=fire_reset,
                             max_frames_per_episode=max_frames_per_episode)
     if is_atari(env_id):
         games = [AtariGame(env_id, sticky_action_prob=sticky_action_prob, noop_max=noop_max,
                            action_repeat=action_repeat, fire_reset=fire_reset,
-                           max_frames_per_episode=max_frames_per_episode, seed=seed + i)
-                 for i in range(num_envs)]
+                           max_frames_per_episode=max_frames_per_episode, seed=seed)
+                 for seed in seeds]
     else:
-        games = [VectorObservationGame(env_id, seed=seed + i) for i in range(num_envs)]
+        games = [VectorObservationGame(env_id, seed=seed) for seed in seeds]
     return BatchedEnv(games)

@@ -63,7 +63,7 @@ class Config:
     eval_episodes: int = 10  # full games per evaluation
     eval_epsilon: float = 0.05  # exploration during evaluation
     stop_at_eval_return: float | None = None  # stop once eval mean return >= this
-    seed: int = 0  # seeds envs, networks, acting and replay
+    seed: int = 0  # root of every random stream (dqn_tf.seeding)
     output_dir: str = ""  # run directory ('' = runs/<env>)
     checkpoint_every: int = 250_000  # agent steps between checkpoints
     keep_checkpoints: int = 4  # newest complete checkpoints kept
@@ -141,7 +141,9 @@ def _define_flags():
     f.DEFINE_float("eval_epsilon", d.eval_epsilon, "Exploration during evaluation.")
     f.DEFINE_float("stop_at_eval_return", d.stop_at_eval_return,
                    "Stop training once an evaluation's mean return reaches this.")
-    f.DEFINE_integer("seed", d.seed, "Seeds envs, network initialisation, acting and replay.")
+    f.DEFINE_integer("seed", d.seed, "Root of every random stream (envs, network "
+                     "initialisation, acting, replay sampling, evaluation), >= 0; streams are "
+                     "independent across seeds (dqn_tf.seeding).")
     f.DEFINE_string("output_dir", d.output_dir, "Run directory for checkpoints, TensorBoard and "
                     "SavedModels ('' = runs/<Game>). Rerunning resumes from it.")
     f.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Agent steps between checkpoints.")
@@ -175,7 +177,7 @@ def validate(config: Config) -> Config:
                  "eval_episodes", "checkpoint_every", "keep_checkpoints", "summary_every"):
         need(getattr(config, name) >= 1, name, "at least 1")
     for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every",
-                 "intra_op_threads"):
+                 "intra_op_threads", "seed"):
         need(getattr(config, name) >= 0, name, "0 or more")
     need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
          f"at least --action_repeat ({config.action_repeat})")

@@ -21,7 +21,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
 
-from dqn_tf import atari_env, run_loop, threads  # noqa: E402
+from dqn_tf import atari_env, run_loop, seeding, threads  # noqa: E402
 from dqn_tf.errors import UserInputError  # noqa: E402
 from dqn_tf.export import FORMAT, METADATA_ASSET  # noqa: E402  (imports no trainer code)
 from dqn_tf.history import stack_shape  # noqa: E402
@@ -100,7 +100,8 @@ def evaluate(saved_model: str, *, episodes: int = 30, epsilon: float = 0.05,
     info = metadata["env"]
     env_id = atari_env.resolve_env_id(env_name or info["env_id"])
     env = atari_env.make_env(
-        env_id, num_envs=1, seed=seed, sticky_action_prob=info["sticky_action_prob"],
+        env_id, seeds=[seeding.int_seed(seed, "eval_env")],
+        sticky_action_prob=info["sticky_action_prob"],
         noop_max=noop_max, action_repeat=info["action_repeat"], fire_reset=info["fire_reset"],
         max_frames_per_episode=info["max_frames_per_episode"])
     history = info["history_length"]
@@ -114,10 +115,10 @@ def evaluate(saved_model: str, *, episodes: int = 30, epsilon: float = 0.05,
     def greedy(states):
         return serve(observations=tf.constant(states))["action"].numpy()
 
-    actor = run_loop.EpsilonGreedyActor(greedy, num_actions=env.num_actions, num_envs=1,
+    actor = run_loop.EpsilonGreedyActor(greedy, num_actions=env.num_actions,
                                         observation_shape=env.observation_shape,
                                         history_length=history, dtype=env.observation_dtype,
-                                        seed=seed)
+                                        seeds=[seeding.seed_sequence(seed, "eval_actor")])
     writer = None
     if video:
         import imageio.v2 as imageio  # Deferred: only needed for videos.

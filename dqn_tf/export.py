@@ -115,7 +115,7 @@ def main(argv):
                                  "(no config.json); pass the --output_dir of a training run")
         with open(config_path) as f:
             config = json.load(f)
-        env = atari_env.make_env(config["env"], num_envs=1)
+        env = atari_env.make_env(config["env"])
         shape = stack_shape(env.observation_shape, config["history_length"])
         online = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])
         target = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])

@@ -23,7 +23,7 @@ import tqdm  # noqa: E402
 
 from dqn_tf import agent as agent_lib  # noqa: E402
 from dqn_tf import atari_env, checkpointing, export, networks, optimizers, replay, run_loop  # noqa: E402,E501
-from dqn_tf import summaries, threads  # noqa: E402
+from dqn_tf import seeding, summaries, threads  # noqa: E402
 from dqn_tf import config as config_lib  # noqa: E402
 from dqn_tf.errors import OutputWriteError, UserInputError  # noqa: E402
 from dqn_tf.history import stack_shape  # noqa: E402
@@ -31,9 +31,10 @@ from dqn_tf.history import stack_shape  # noqa: E402
 _STATE_VERSION = 1
 
 
-def build_env(config: config_lib.Config, num_envs: int, seed: int) -> atari_env.BatchedEnv:
+def build_env(config: config_lib.Config, seeds: list) -> atari_env.BatchedEnv:
+    """The training env's kind (game, preprocessing, backend), one game per seed."""
     return atari_env.make_env(
-        config.env, num_envs=num_envs, seed=seed, sticky_action_prob=config.sticky_action_prob,
+        config.env, seeds=seeds, sticky_action_prob=config.sticky_action_prob,
         noop_max=config.noop_max, action_repeat=config.action_repeat,
         fire_reset=config.fire_reset, max_frames_per_episode=config.max_frames_per_episode,
         backend=config.env_backend)
@@ -41,25 +42,27 @@ def build_env(config: config_lib.Config, num_envs: int, seed: int) -> atari_env.
 
 def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_lib.DqnAgent:
     """Networks, optimizer, replay and agent for `env`, all from `config`."""
-    tf.keras.utils.set_random_seed(config.seed)
+    tf.keras.utils.set_random_seed(seeding.int_seed(config.seed, "network"))
     shape = stack_shape(env.observation_shape, config.history_length)
     online = networks.q_network(env.num_actions, shape, config.mlp_hidden_sizes, "online")
     target = networks.q_network(env.num_actions, shape, config.mlp_hidden_sizes, "target")
     memory = replay.ReplayMemory(
         config.replay_capacity, env.observation_shape, env.observation_dtype,
         history_length=config.history_length, n_step=config.n_step, gamma=config.gamma,
-        num_envs=config.num_envs, seed=config.seed + 1)
+        num_envs=config.num_envs, seed=seeding.seed_sequence(config.seed, "replay"))
     return agent_lib.DqnAgent(
         online_network=online, target_network=target,
         optimizer=optimizers.make_optimizer(config.optimizer, config.learning_rate,
                                             config.optimizer_epsilon),
-        replay=memory, num_envs=config.num_envs, batch_size=config.batch_size,
+        replay=memory, batch_size=config.batch_size,
+        actor_seeds=[seeding.seed_sequence(config.seed, "actor", i)
+                     for i in range(config.num_envs)],
         min_replay_size=config.min_replay_size, train_every=config.train_every,
         target_update_period=config.target_update_period,
         epsilon_start=config.epsilon_start, epsilon_end=config.epsilon_end,
         epsilon_decay_steps=config.epsilon_decay_steps, reward_clip=config.reward_clip,
         life_loss_terminal=config.life_loss_terminal, max_grad_norm=config.max_grad_norm,
-        jit_compile=config.jit_compile, jit_act=config.jit_act, seed=config.seed + 2)
+        jit_compile=config.jit_compile, jit_act=config.jit_act)
 
 
 class _StopRequest:
@@ -110,11 +113,19 @@ def _config_markdown(config: config_lib.Config) -> str:
 
 def evaluate(agent: agent_lib.DqnAgent, env: atari_env.BatchedEnv,
              config: config_lib.Config) -> np.ndarray:
-    """Plays `eval_episodes` full games with the online network; returns raw returns."""
+    """Plays `eval_episodes` full games with the online network; returns raw returns.
+
+    The games and the exploration are seeded by the agent step, so the evaluation at
+    step t plays the same games whether or not the run was resumed before t.
+    """
+    step = agent.agent_steps
+    env.reseed(seeding.int_seeds(config.seed, "eval_env", env.num_envs, generation=step))
     actor = run_loop.EpsilonGreedyActor(
-        agent.greedy_actions, num_actions=env.num_actions, num_envs=env.num_envs,
+        agent.greedy_actions, num_actions=env.num_actions,
         observation_shape=env.observation_shape, history_length=config.history_length,
-        dtype=env.observation_dtype, seed=config.seed + 3 + agent.agent_steps)
+        dtype=env.observation_dtype,
+        seeds=[seeding.seed_sequence(config.seed, "eval_actor", i, generation=step)
+               for i in range(env.num_envs)])
     episodes = run_loop.run_episodes(actor, env, config.eval_episodes, config.eval_epsilon)
     return np.array([e.episode_return for e in episodes])
 
@@ -124,7 +135,7 @@ def train(config: config_lib.Config) -> dict:
     threads.set_tf_threads(config.intra_op_threads, config.jit_compile)
     checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
                                         config.overwrite)
-    env = build_env(config, config.num_envs, config.seed)
+    env = build_env(config, seeding.int_seeds(config.seed, "env", config.num_envs))
     agent = build_agent(config, env)
     checkpointer = checkpointing.Checkpointer(os.path.join(config.output_dir, "checkpoints"),
                                               agent.trackables(), config.keep_checkpoints)
@@ -136,8 +147,9 @@ def train(config: config_lib.Config) -> dict:
     if state is not None:
         agent.set_state(state["agent"])
         run_state.update(state["run"])
-        # The games in progress were not saved: reseed so resumed play differs.
-        env = build_env(config, config.num_envs, config.seed + 7919 * agent.agent_steps)
+        # The games in progress were not saved: new games, on streams of their own.
+        env.reseed(seeding.int_seeds(config.seed, "env", config.num_envs,
+                                     generation=agent.agent_steps))
         logging.info("resumed from %s at agent step %d", path, agent.agent_steps)
         print(f"Resuming from {path} at agent step {agent.agent_steps:,}.")
     else:
@@ -151,7 +163,7 @@ def train(config: config_lib.Config) -> dict:
               f"last checkpoint (agent step {max(restart_step, 0):,}).")
     print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
                                           dataclasses.asdict(config).items()))
-    eval_env = build_env(config, 1, config.seed + 10_000)
+    eval_env = build_env(config, seeding.int_seeds(config.seed, "eval_env", 1))
     writer = summaries.TensorBoardWriter(logdir)
     writer.text("config", _config_markdown(config), step=agent.agent_steps)
     env_info = export.env_metadata(dataclasses.asdict(config), env.action_meanings,

@@ -65,7 +65,7 @@ class ReplayMemory:
 
     def __init__(self, capacity: int, observation_shape: tuple, observation_dtype=np.uint8,
                  *, history_length: int = 4, n_step: int = 1, gamma: float = 0.99,
-                 num_envs: int = 1, seed: int = 0):
+                 num_envs: int = 1, seed=0):
         """Args:
           capacity: total transitions kept, split evenly over num_envs segments.
           observation_shape: one observation, (84, 84) or (D,).
@@ -74,7 +74,7 @@ class ReplayMemory:
           n_step: reward horizon n of each sampled transition.
           gamma: per-step discount.
           num_envs: number of envs adding in lockstep (one segment each).
-          seed: seeds the sampling RNG.
+          seed: seeds the sampling RNG (an int or a `np.random.SeedSequence`).
         """
         if capacity < num_envs:
             raise UserInputError(f"replay capacity {capacity} < num_envs {num_envs}: "

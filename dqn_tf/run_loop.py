@@ -11,7 +11,7 @@ While the env computes each step, the loop runs the learner's updates, so on
 `AleVectorEnv` (C++ threads) emulation and learning overlap.
 """
 
-from typing import Callable, Iterator, NamedTuple
+from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -25,18 +25,25 @@ class EpsilonGreedyActor:
     `greedy_fn(states [E, *stack_shape]) -> [E] int actions` may be a tf.function
     over the training network or a SavedModel signature; the actor does not care.
 
-    Env i explores with its own generator, seeded ``seed + i``, and draws exactly
+    Env i explores with its own generator, seeded ``seeds[i]``, and draws exactly
     one uniform and one action from it per step. So env i of a batch of N acts
-    as a single env seeded ``seed + i`` would (while the greedy policy is fixed).
+    as a single env with seed ``seeds[i]`` would (while the greedy policy is fixed).
     """
 
-    def __init__(self, greedy_fn: Callable, *, num_actions: int, num_envs: int,
-                 observation_shape: tuple, history_length: int, dtype, seed: int):
+    def __init__(self, greedy_fn: Callable, *, num_actions: int, observation_shape: tuple,
+                 history_length: int, dtype, seeds: Sequence):
+        """Args:
+          greedy_fn: states [E, *stack_shape] -> [E] int greedy actions.
+          num_actions: actions to explore among.
+          observation_shape, history_length, dtype: of the observations to stack.
+          seeds: one per env, anything `np.random.default_rng` takes (an int or a
+            `np.random.SeedSequence` from `dqn_tf.seeding`).
+        """
         self._greedy_fn = greedy_fn
         self._num_actions = num_actions
-        self._num_envs = num_envs
-        self.history = HistoryStacker(num_envs, observation_shape, history_length, dtype)
-        self.rngs = [np.random.default_rng(seed + i) for i in range(num_envs)]
+        self._num_envs = len(seeds)
+        self.history = HistoryStacker(self._num_envs, observation_shape, history_length, dtype)
+        self.rngs = [np.random.default_rng(seed) for seed in seeds]
 
     def step(self, timestep: TimeStep, epsilon: float) -> np.ndarray:
         """Returns [E] int32 actions for the observations in `timestep`."""

@@ -106,9 +106,9 @@ def test_target_sync_copies_exactly():
 
 
 def make_agent(num_envs=1, **overrides):
-    kwargs = dict(num_envs=num_envs, batch_size=4, min_replay_size=10, train_every=4,
+    kwargs = dict(actor_seeds=range(num_envs), batch_size=4, min_replay_size=10, train_every=4,
                   target_update_period=20, epsilon_start=1.0, epsilon_end=0.1,
-                  epsilon_decay_steps=100, reward_clip=1.0, life_loss_terminal=True, seed=0)
+                  epsilon_decay_steps=100, reward_clip=1.0, life_loss_terminal=True)
     kwargs.update(overrides)
     online = networks.mlp(2, (1,), (8,), name="online")
     target = networks.mlp(2, (1,), (8,), name="target")
@@ -207,9 +207,8 @@ def test_resume_without_replay_refills_before_learning():
 
 def test_epsilon_greedy_actor_is_greedy_at_zero_and_random_at_one():
     greedy = lambda states: np.full(len(states), 1, np.int32)  # noqa: E731
-    actor = run_loop.EpsilonGreedyActor(greedy, num_actions=5, num_envs=64,
-                                        observation_shape=(1,), history_length=1,
-                                        dtype=np.float32, seed=0)
+    actor = run_loop.EpsilonGreedyActor(greedy, num_actions=5, observation_shape=(1,),
+                                        history_length=1, dtype=np.float32, seeds=range(64))
     ts = atari_env.TimeStep(np.zeros((64, 1), np.float32), np.zeros(64, np.float32),
                             np.ones(64, bool), *(np.zeros(64, bool),) * 3)
     assert (actor.step(ts, 0.0) == 1).all()

@@ -127,7 +127,7 @@ def test_every_ale_game_resolves_by_short_name():
 
 
 def test_vector_env_passes_through_untouched():
-    env = atari_env.make_env("CartPole-v1", seed=3)
+    env = atari_env.make_env("CartPole-v1", seeds=[3])
     ts = env.reset()
     assert ts.observation.shape == (1, 4) and ts.observation.dtype == np.float32
     import gymnasium as gym
@@ -137,7 +137,7 @@ def test_vector_env_passes_through_untouched():
 
 
 def _first_frames(env_id, seed, steps=30):
-    env = atari_env.make_env(env_id, seed=seed, sticky_action_prob=0.25, noop_max=30)
+    env = atari_env.make_env(env_id, seeds=[seed], sticky_action_prob=0.25, noop_max=30)
     frames = [env.reset().observation[0]]
     rng = np.random.default_rng(0)
     for _ in range(steps):
@@ -168,7 +168,7 @@ def test_real_ale_frames_are_deterministic_and_match_golden_hash(env_id):
 
 @pytest.mark.slow
 def test_real_space_invaders_game_runs_to_the_end_with_raw_returns_and_lives():
-    env = atari_env.make_env("SpaceInvaders", seed=0, sticky_action_prob=0.25)
+    env = atari_env.make_env("SpaceInvaders", seeds=[0], sticky_action_prob=0.25)
     ts = env.reset()
     total, lives_lost, rng = 0.0, 0, np.random.default_rng(0)
     while not ts.last[0]:

@@ -14,6 +14,7 @@ from absl.testing import flagsaver
 
 from dqn_tf import config as config_lib
 from dqn_tf import main as main_lib
+from dqn_tf import seeding
 from tests.summaries_test import raw_scalar_steps, read_scalars
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -56,6 +57,49 @@ def test_atari_smoke_trains_checkpoints_logs_and_resumes(tmp_path):
     assert state["agent"]["agent_steps"] == 900
 
 
+def jump_checkpoint_to(output_dir, agent_steps):
+    """Makes a run's newest checkpoint say it was taken at `agent_steps`, with every
+    counter as a run that long would have it (updates, target syncs), and renames it
+    to match; its manifest is rewritten so it still verifies."""
+    from dqn_tf import checkpointing
+    [path] = sorted(glob.glob(os.path.join(output_dir, "checkpoints", "ckpt-*")))[-1:]
+    with open(os.path.join(path, "state.json")) as f:
+        state = json.load(f)
+    config = state["config"]
+    state["agent"].update(
+        agent_steps=agent_steps,
+        updates=(agent_steps - config["min_replay_size"]) // config["train_every"],
+        target_syncs=agent_steps // config["target_update_period"])
+    with open(os.path.join(path, "state.json"), "w") as f:
+        json.dump(state, f)
+    os.remove(os.path.join(path, "MANIFEST.json"))
+    os.remove(os.path.join(path, "COMPLETE"))
+    manifest = checkpointing._manifest(path)
+    with open(os.path.join(path, "MANIFEST.json"), "w") as f:
+        json.dump(manifest, f)
+    with open(os.path.join(path, "COMPLETE"), "w") as f:
+        json.dump({"step": agent_steps}, f)
+    os.rename(path, os.path.join(os.path.dirname(path), f"ckpt-{agent_steps:012d}"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["ale_vector", "gymnasium"])
+def test_atari_run_resumes_at_agent_step_50m(tmp_path, backend):
+    """200M frames in: the envs are reseeded for the restart and evaluations seeded by
+    their step, all valid for the ALE (ale-py's vector env takes int32 seeds)."""
+    out = str(tmp_path / "run")
+    run = dict(env="Pong", env_backend=backend, output_dir=out, checkpoint_replay=True,
+               progress=False)
+    train_with_preset("smoke.cfg", num_steps=300, eval_every=0, **run)
+    jump_checkpoint_to(out, 50_000_000)
+    result = train_with_preset("smoke.cfg", num_steps=50_000_200, eval_every=100, **run)
+    assert result["agent_steps"] == 50_000_200
+    assert result["updates"] == (50_000_000 - 200) // 4 + 200 // 4
+    assert result["last_eval_return"] is not None
+    steps = raw_scalar_steps(os.path.join(out, "tensorboard"))
+    assert steps["Eval/AverageReturns"] == [50_000_100, 50_000_200]
+
+
 @pytest.mark.slow
 def test_cartpole_is_learned_within_50k_agent_steps(trained_cartpole):
     _, result = trained_cartpole
@@ -71,7 +115,7 @@ def first_episode_returns(seed, num_steps=3000):
                                  replay_capacity=5000, min_replay_size=1000, batch_size=32,
                                  train_every=1, target_update_period=200, seed=seed,
                                  epsilon_decay_steps=1000, mlp_hidden_sizes=(32,))
-    env = main_lib.build_env(config, 1, seed)
+    env = main_lib.build_env(config, seeding.int_seeds(seed, "env", 1))
     agent = main_lib.build_agent(config, env)
     tracker, returns = run_loop.EpisodeTracker(1), []
     for timestep, _ in run_loop.run_loop(agent.step, env, agent.learn):

@@ -29,8 +29,10 @@ def test_setup_build_and_package_agree():
     assert on_disk == in_build
     tests = sorted(f[:-3] for f in os.listdir(os.path.join(ROOT, "tests"))
                    if f.endswith("_test.py"))
-    assert tests == sorted(re.findall(r'srcs = \["tests/(\w+_test)\.py"\]', build)
-                           ) or set(tests) <= set(re.findall(r'name = "(\w+_test)"', build))
+    # One py_test per test file, named after it, running that file.
+    py_tests = re.findall(r'py_test\(\s*name = "(\w+)",[^)]*?srcs = \["tests/(\w+)\.py"\]', build)
+    assert all(name == src for name, src in py_tests), py_tests
+    assert sorted(name for name, _ in py_tests) == tests
 
 
 @pytest.mark.parametrize("module", setup_modules())

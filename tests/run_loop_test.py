@@ -45,8 +45,8 @@ def test_episode_tracker_reports_full_game_returns_per_env():
 def test_run_episodes_counts_truncated_games():
     env = atari_env.BatchedEnv([ScriptedGame(lengths=(4,), truncate=True)])
     actor = run_loop.EpsilonGreedyActor(lambda s: np.zeros(len(s), np.int32), num_actions=2,
-                                        num_envs=1, observation_shape=(1,), history_length=1,
-                                        dtype=np.float32, seed=0)
+                                        observation_shape=(1,), history_length=1,
+                                        dtype=np.float32, seeds=[0])
     episodes = run_loop.run_episodes(actor, env, 3, epsilon=0.0)
     assert [(e.episode_return, e.truncated) for e in episodes] == [(4.0, True)] * 3
 

@@ -9,14 +9,14 @@ import sys
 import numpy as np
 import pytest
 
-from dqn_tf import atari_env, run_loop
+from dqn_tf import atari_env, run_loop, seeding
 from dqn_tf import config as config_lib
 from dqn_tf import main as main_lib
 
 
 def test_ale_vector_env_frames_equal_the_gymnasium_pipeline():
     # No-ops and sticky actions off: the two backends then share every random draw.
-    kwargs = dict(num_envs=2, seed=0, sticky_action_prob=0.0, noop_max=0,
+    kwargs = dict(seeds=[0, 1], sticky_action_prob=0.0, noop_max=0,
                   max_frames_per_episode=2000)
     python_env = atari_env.make_env("SpaceInvaders", backend="gymnasium", **kwargs)
     vector_env = atari_env.make_env("SpaceInvaders", backend="ale_vector", **kwargs)
@@ -33,12 +33,15 @@ def test_ale_vector_env_frames_equal_the_gymnasium_pipeline():
     assert (events > 0).all(), events  # Resets, time limits, game overs and lost lives seen.
 
 
-def fill_replay(config, num_envs, seed, vector_steps):
-    """Runs the agent (still exploring at random: no learning) and returns its replay."""
+def fill_replay(config, seed, env_indices, vector_steps):
+    """Runs envs `env_indices` of run `seed` in lockstep, with their own env and actor
+    streams, exploring at random (no learning); returns the replay."""
+    num_envs = len(env_indices)
     config = dataclasses.replace(config, num_envs=num_envs, seed=seed,
                                  replay_capacity=num_envs * 2000, min_replay_size=100_000)
-    env = main_lib.build_env(config, num_envs, seed)
+    env = main_lib.build_env(config, [seeding.int_seed(seed, "env", i) for i in env_indices])
     agent = main_lib.build_agent(config, env)
+    agent.actor.rngs = [seeding.generator(seed, "actor", i) for i in env_indices]
     loop = run_loop.run_loop(agent.step, env, agent.learn)
     for _ in range(vector_steps + 1):
         next(loop)
@@ -60,10 +63,10 @@ CASES = {
 def test_vectorised_run_stores_what_single_env_runs_with_the_same_seeds_store(case):
     config = dataclasses.replace(config_lib.Config(), **CASES[case])
     num_envs, seed, steps = 3, 11, 400
-    batched = fill_replay(config, num_envs, seed, steps)
+    batched = fill_replay(config, seed, range(num_envs), steps)
     assert batched.terminal.any() and batched.episode_end.any()  # Boundaries were crossed.
     for i in range(num_envs):
-        single = fill_replay(config, 1, seed + i, steps)
+        single = fill_replay(config, seed, [i], steps)
         assert batched.num_added[i] == single.num_added[0]
         n = int(single.num_added[0])
         for name in ("frames", "action", "reward", "terminal", "episode_end"):

@@ -24,6 +24,7 @@ from dqn_tf.atari_env import TimeStep
 from dqn_tf.errors import UserInputError
 
 METRIC_NAMES = ("loss", "mean_q", "max_q", "grad_norm")
+LOSSES = ("huber", "mse")
 
 
 def huber_loss(x: tf.Tensor, delta: float = 1.0) -> tf.Tensor:
@@ -36,6 +37,18 @@ def huber_loss(x: tf.Tensor, delta: float = 1.0) -> tf.Tensor:
     return 0.5 * quadratic ** 2 + delta * (abs_x - quadratic)
 
 
+def squared_loss(x: tf.Tensor) -> tf.Tensor:
+    """Elementwise x^2, with no 1/2: Dopamine's JAX `losses.mse_loss`."""
+    return tf.square(x)
+
+
+def td_loss(name: str):
+    """The elementwise loss of the TD error for `--loss`: one of `LOSSES`."""
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; expected one of {LOSSES}")
+    return huber_loss if name == "huber" else squared_loss
+
+
 def state_spec(state_shape: Sequence[int], dtype) -> tf.TensorSpec:
     """TensorSpec of a batch of states: [None, *state_shape]."""
     return tf.TensorSpec([None] + list(state_shape), tf.as_dtype(dtype))
@@ -43,19 +56,24 @@ def state_spec(state_shape: Sequence[int], dtype) -> tf.TensorSpec:
 
 def build_update_fn(online_network: keras.Model, target_network: keras.Model,
                     optimizer: keras.optimizers.Optimizer, spec: tf.TensorSpec, *,
-                    max_grad_norm: float = 0.0, jit_compile: bool = False):
+                    loss: str = "huber", max_grad_norm: float = 0.0,
+                    jit_compile: bool = False):
     """Returns the compiled DQN update over batches of transitions.
 
     The Bellman target, with discount_t = gamma^n, or 0 when the transition hit a
     terminal within its horizon (the replay folds the (1 - done) mask into it):
 
         y = r_t + discount_t * max_a' Q_target(s_t, a')        (no gradient)
-        loss = mean_b huber(y - Q_online(s_tm1, a_tm1))
+        loss = mean_b L(y - Q_online(s_tm1, a_tm1))     L = huber or x^2 (`--loss`)
+
+    The loss is a mean over the batch, not Nature's sum: optimizer settings taken
+    from a summed-loss source must be rescaled (see `optimizers.PRESETS`).
 
     Args:
       online_network, target_network: Q-networks of identical architecture.
       optimizer: a Keras optimizer; built here on the online variables.
       spec: `state_spec` of s_tm1 and s_t.
+      loss: "huber" (Nature, Dopamine TF) or "mse" (Dopamine JAX), see `td_loss`.
       max_grad_norm: clip gradients to this global norm; 0 disables.
       jit_compile: compile with XLA.
 
@@ -67,6 +85,7 @@ def build_update_fn(online_network: keras.Model, target_network: keras.Model,
     optimizer.build(variables)
     num_actions = online_network.output_shape[-1]
     scalar_batch = tf.TensorSpec([None], tf.float32)
+    elementwise_loss = td_loss(loss)
 
     @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32), scalar_batch,
                                   scalar_batch, spec], jit_compile=jit_compile)
@@ -76,7 +95,7 @@ def build_update_fn(online_network: keras.Model, target_network: keras.Model,
         with tf.GradientTape() as tape:
             q_tm1 = online_network(s_tm1, training=True)
             q_acted = tf.reduce_sum(q_tm1 * tf.one_hot(a_tm1, num_actions), axis=1)
-            loss = tf.reduce_mean(huber_loss(target - q_acted))
+            loss = tf.reduce_mean(elementwise_loss(target - q_acted))
         gradients = tape.gradient(loss, variables)
         grad_norm = tf.linalg.global_norm(gradients)
         if max_grad_norm > 0:
@@ -126,7 +145,8 @@ class DqnAgent:
                  actor_seeds: Sequence, batch_size: int, min_replay_size: int, train_every: int,
                  target_update_period: int, epsilon_start: float, epsilon_end: float,
                  epsilon_decay_steps: int, reward_clip: float, life_loss_terminal: bool,
-                 max_grad_norm: float = 0.0, jit_compile: bool = False, jit_act: bool = False):
+                 loss: str = "huber", max_grad_norm: float = 0.0, jit_compile: bool = False,
+                 jit_act: bool = False):
         """Args:
           online_network, target_network: Q-networks with identical architecture.
           optimizer: Keras optimizer for the online network.
@@ -140,6 +160,7 @@ class DqnAgent:
           epsilon_start, epsilon_end, epsilon_decay_steps: linear schedule after warm-up.
           reward_clip: learning rewards are clipped to [-reward_clip, reward_clip]; 0 = off.
           life_loss_terminal: a lost life is a terminal for learning (game continues).
+          loss: the TD loss, one of `LOSSES`.
           max_grad_norm: global-norm gradient clipping; 0 = off.
           jit_compile: XLA-compile the update.
           jit_act: XLA-compile the greedy-action function.
@@ -153,7 +174,7 @@ class DqnAgent:
         # The hot path calls concrete functions (traced here, once): this skips
         # tf.function's per-call signature dispatch, 0.1-0.2 ms per call.
         self._update = build_update_fn(online_network, target_network, optimizer, spec,
-                                       max_grad_norm=max_grad_norm,
+                                       loss=loss, max_grad_norm=max_grad_norm,
                                        jit_compile=jit_compile).get_concrete_function()
         self._sync_target = build_sync_fn(online_network, target_network)
         self.greedy_actions = build_greedy_fn(online_network, spec,

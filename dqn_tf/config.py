@@ -22,7 +22,9 @@ RESUMABLE_FIELDS = frozenset({
     "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes",
     "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
     "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act", "intra_op_threads",
+    "eval_steps",
 })
+LOSSES = ["huber", "mse"]  # agent.LOSSES, kept here so that flags load no TF.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,6 +53,7 @@ class Config:
     epsilon_start: float = 1.0  # exploration at the end of warm-up
     epsilon_end: float = 0.1  # final exploration
     epsilon_decay_steps: int = 1_000_000  # agent steps of linear decay after warm-up
+    loss: str = "huber"  # TD loss: huber (Nature) | mse (Dopamine JAX), mean over the batch
     optimizer: str = "rmsprop"  # rmsprop | nature_rmsprop | adam
     learning_rate: float | None = None  # None = the optimizer preset's
     optimizer_epsilon: float | None = None  # None = the optimizer preset's
@@ -61,6 +64,7 @@ class Config:
     intra_op_threads: int = 0  # TF threads splitting one op (0 = auto, see threads.set_tf_threads)
     eval_every: int = 250_000  # agent steps between evaluations (0 = never)
     eval_episodes: int = 10  # full games per evaluation
+    eval_steps: int = 0  # if > 0: full games until they add up to this many agent steps
     eval_epsilon: float = 0.05  # exploration during evaluation
     stop_at_eval_return: float | None = None  # stop once eval mean return >= this
     seed: int = 0  # root of every random stream (dqn_tf.seeding)
@@ -120,9 +124,13 @@ def _define_flags():
     f.DEFINE_float("epsilon_end", d.epsilon_end, "Final exploration.")
     f.DEFINE_integer("epsilon_decay_steps", d.epsilon_decay_steps,
                      "Agent steps over which epsilon falls linearly, after warm-up.")
+    f.DEFINE_enum("loss", d.loss, LOSSES, "TD loss, averaged over the batch: huber (delta 1, "
+                  "Nature's error clipping; Dopamine's TF DQN) or mse ((y - q)^2, no 1/2: "
+                  "Dopamine's JAX DQN).")
     f.DEFINE_enum("optimizer", d.optimizer, _OPTIMIZER_NAMES, "rmsprop: lr 2.5e-4, momentum "
-                  "0.95, eps 0.1; nature_rmsprop: centred, rho 0.95, eps 0.01; adam: lr 6.25e-5, "
-                  "eps 1.5e-4 (Dopamine).")
+                  "0.95, eps 0.1 (the card's); nature_rmsprop: centred, rho 0.95, eps 0.01 / "
+                  "batch_size^2 (Nature's 0.01 for its summed loss, rescaled to our mean loss); "
+                  "adam: lr 6.25e-5, eps 1.5e-4 (Dopamine).")
     f.DEFINE_float("learning_rate", d.learning_rate, "Overrides the optimizer's learning rate.")
     f.DEFINE_float("optimizer_epsilon", d.optimizer_epsilon, "Overrides the optimizer's epsilon.")
     f.DEFINE_float("max_grad_norm", d.max_grad_norm, "Clip gradients to this global norm (0=off).")
@@ -137,7 +145,11 @@ def _define_flags():
                      "unless --jit_compile (faster there: see BENCHMARKS.md), else TF's default "
                      "of one per core. Only the first run in a process can set it.")
     f.DEFINE_integer("eval_every", d.eval_every, "Agent steps between evaluations (0 = never).")
-    f.DEFINE_integer("eval_episodes", d.eval_episodes, "Full games per evaluation.")
+    f.DEFINE_integer("eval_episodes", d.eval_episodes, "Full games per evaluation (when "
+                     "--eval_steps is 0).")
+    f.DEFINE_integer("eval_steps", d.eval_steps, "If > 0, each evaluation plays full games "
+                     "until they add up to at least this many agent steps, the last one to its "
+                     "end (Dopamine's Runner: 125,000), and reports their mean return.")
     f.DEFINE_float("eval_epsilon", d.eval_epsilon, "Exploration during evaluation.")
     f.DEFINE_float("stop_at_eval_return", d.stop_at_eval_return,
                    "Stop training once an evaluation's mean return reaches this.")
@@ -177,7 +189,7 @@ def validate(config: Config) -> Config:
                  "eval_episodes", "checkpoint_every", "keep_checkpoints", "summary_every"):
         need(getattr(config, name) >= 1, name, "at least 1")
     for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every",
-                 "intra_op_threads", "seed"):
+                 "eval_steps", "intra_op_threads", "seed"):
         need(getattr(config, name) >= 0, name, "0 or more")
     need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
          f"at least --action_repeat ({config.action_repeat})")
@@ -191,6 +203,7 @@ def validate(config: Config) -> Config:
     need(config.optimizer_epsilon is None or config.optimizer_epsilon > 0, "optimizer_epsilon",
          "positive")
     need(config.optimizer in _OPTIMIZER_NAMES, "optimizer", f"one of {_OPTIMIZER_NAMES}")
+    need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
     need(all(s >= 1 for s in config.mlp_hidden_sizes), "mlp_hidden_sizes",
          "a comma-separated list of positive widths")
     need(config.min_replay_size <= config.replay_capacity, "min_replay_size",

@@ -120,7 +120,7 @@ def main(argv):
         online = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])
         target = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])
         optimizer = optimizers.make_optimizer(config["optimizer"], config["learning_rate"],
-                                              config["optimizer_epsilon"])
+                                              config["optimizer_epsilon"], config["batch_size"])
         optimizer.build(online.trainable_variables)
         checkpointer = checkpointing.Checkpointer(
             os.path.join(run_dir, "checkpoints"),

@@ -29,6 +29,7 @@ from dqn_tf.errors import OutputWriteError, UserInputError  # noqa: E402
 from dqn_tf.history import stack_shape  # noqa: E402
 
 _STATE_VERSION = 1
+LOSS_TAGS = {"huber": "Loss/Huber", "mse": "Loss/MSE"}  # TensorBoard tag of each --loss
 
 
 def build_env(config: config_lib.Config, seeds: list) -> atari_env.BatchedEnv:
@@ -53,7 +54,7 @@ def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_l
     return agent_lib.DqnAgent(
         online_network=online, target_network=target,
         optimizer=optimizers.make_optimizer(config.optimizer, config.learning_rate,
-                                            config.optimizer_epsilon),
+                                            config.optimizer_epsilon, config.batch_size),
         replay=memory, batch_size=config.batch_size,
         actor_seeds=[seeding.seed_sequence(config.seed, "actor", i)
                      for i in range(config.num_envs)],
@@ -61,7 +62,8 @@ def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_l
         target_update_period=config.target_update_period,
         epsilon_start=config.epsilon_start, epsilon_end=config.epsilon_end,
         epsilon_decay_steps=config.epsilon_decay_steps, reward_clip=config.reward_clip,
-        life_loss_terminal=config.life_loss_terminal, max_grad_norm=config.max_grad_norm,
+        life_loss_terminal=config.life_loss_terminal, loss=config.loss,
+        max_grad_norm=config.max_grad_norm,
         jit_compile=config.jit_compile, jit_act=config.jit_act)
 
 
@@ -111,9 +113,11 @@ def _config_markdown(config: config_lib.Config) -> str:
     return "|flag|value|\n|-|-|\n" + rows
 
 
-def evaluate(agent: agent_lib.DqnAgent, env: atari_env.BatchedEnv,
-             config: config_lib.Config) -> np.ndarray:
-    """Plays `eval_episodes` full games with the online network; returns raw returns.
+def evaluate(agent: agent_lib.DqnAgent, env: atari_env.BatchedEnv, config: config_lib.Config,
+             should_stop=None) -> np.ndarray | None:
+    """Plays full games with the online network (`--eval_episodes` games, or games adding
+    up to `--eval_steps` agent steps); returns their raw returns, or None if
+    `should_stop()` turned True first (a signal: the evaluation is redone on resume).
 
     The games and the exploration are seeded by the agent step, so the evaluation at
     step t plays the same games whether or not the run was resumed before t.
@@ -126,8 +130,11 @@ def evaluate(agent: agent_lib.DqnAgent, env: atari_env.BatchedEnv,
         dtype=env.observation_dtype,
         seeds=[seeding.seed_sequence(config.seed, "eval_actor", i, generation=step)
                for i in range(env.num_envs)])
-    episodes = run_loop.run_episodes(actor, env, config.eval_episodes, config.eval_epsilon)
-    return np.array([e.episode_return for e in episodes])
+    budget = (dict(min_agent_steps=config.eval_steps) if config.eval_steps else
+              dict(num_episodes=config.eval_episodes))
+    episodes = run_loop.run_episodes(actor, env, config.eval_epsilon, should_stop=should_stop,
+                                     **budget)
+    return None if episodes is None else np.array([e.episode_return for e in episodes])
 
 
 def train(config: config_lib.Config) -> dict:
@@ -143,7 +150,7 @@ def train(config: config_lib.Config) -> dict:
         agent.replay if config.checkpoint_replay else None,
         check_state=lambda saved: check_checkpoint_state(saved, config))
     logdir = os.path.join(config.output_dir, "tensorboard")
-    run_state = {"best_eval_return": None, "last_eval_return": None}
+    run_state = {"best_eval_return": None, "last_eval_return": None, "last_eval_step": None}
     if state is not None:
         agent.set_state(state["agent"])
         run_state.update(state["run"])
@@ -199,20 +206,51 @@ def train(config: config_lib.Config) -> dict:
     def next_multiple(step, period):
         return (step // period + 1) * period if period > 0 else float("inf")
 
+    def run_evaluation(steps):
+        """Evaluates at `steps`; returns the mean return, or None if a signal stopped it."""
+        returns = evaluate(agent, eval_env, config, should_stop=lambda: stop.requested)
+        if returns is None:
+            bar.write(f"evaluation at step {steps:,} stopped by a signal: the resumed run "
+                      "redoes it")
+            return None
+        mean = float(returns.mean())
+        run_state.update(last_eval_return=mean, last_eval_step=steps)
+        writer.scalars(steps, {"Eval/AverageReturns": mean,
+                               "Eval/StdReturns": float(returns.std())})
+        bar.write(f"eval at step {steps:,}: return {mean:.1f} +- {returns.std():.1f} "
+                  f"over {len(returns)} games")
+        best = run_state["best_eval_return"]
+        if best is None or mean > best:
+            run_state["best_eval_return"] = mean
+            if config.export_every_eval:
+                export_policy("best", {"eval_return_mean": mean})
+        return mean
+
+    def eval_pending(steps):
+        """The final evaluation is owed at `steps` (e.g. a signal cut it short)."""
+        return config.eval_every > 0 and run_state["last_eval_step"] != steps
+
+    loss_tag = LOSS_TAGS[config.loss]
     stop = _StopRequest()
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     tracker = run_loop.EpisodeTracker(env.num_envs)
     recent_returns = collections.deque(maxlen=100)
     next_summary = next_multiple(agent.agent_steps, config.summary_every)
     next_eval = next_multiple(agent.agent_steps, config.eval_every)
+    if (config.eval_every > 0 and agent.agent_steps > 0 and eval_pending(agent.agent_steps)
+            and agent.agent_steps % config.eval_every == 0):
+        next_eval = agent.agent_steps  # A signal stopped the evaluation due here: redo it.
     next_checkpoint = next_multiple(agent.agent_steps, config.checkpoint_every)
     last_time, last_steps = time.perf_counter(), agent.agent_steps
     steps_per_second = 0.0
     bar = tqdm.tqdm(total=config.num_steps, initial=agent.agent_steps, unit="step",
                     disable=not config.progress, dynamic_ncols=True, mininterval=1.0)
-    stopped_early = agent.agent_steps >= config.num_steps
+    finished_before = agent.agent_steps >= config.num_steps
     try:
-        events = [] if stopped_early else run_loop.run_loop(agent.step, env, agent.learn)
+        if finished_before and eval_pending(agent.agent_steps):
+            if run_evaluation(agent.agent_steps) is not None:
+                save_checkpoint()
+        events = [] if finished_before else run_loop.run_loop(agent.step, env, agent.learn)
         for timestep, _ in events:
             for episode in tracker.observe(timestep):
                 recent_returns.append(episode.episode_return)
@@ -229,31 +267,26 @@ def train(config: config_lib.Config) -> dict:
                     scalars["Train/AverageReturns"] = float(np.mean(recent_returns))
                 means = agent.pop_metrics()  # Over every update since the last summary.
                 if means:
-                    scalars.update({"Loss/Huber": means["loss"], "Q/Mean": means["mean_q"],
+                    scalars.update({loss_tag: means["loss"], "Q/Mean": means["mean_q"],
                                     "Q/Max": means["max_q"], "Loss/GradNorm": means["grad_norm"]})
                 writer.scalars(steps, scalars)
+                # No loss before the first update: the warm-up shows how far it has come.
+                stored = len(agent.replay)
+                learning = (f"{means['loss']:.4f}" if means else "-" if
+                            stored >= config.min_replay_size else
+                            f"warm-up {stored:,}/{config.min_replay_size:,}")
                 bar.set_postfix({"sps": f"{steps_per_second:.0f}", "eps": f"{agent.epsilon:.3f}",
                                  "return": f"{recent_returns[-1]:.1f}" if recent_returns else "-",
-                                 "loss": f"{scalars.get('Loss/Huber', float('nan')):.4f}"},
-                                refresh=False)
+                                 "loss": learning}, refresh=False)
                 bar.update(steps - bar.n)
                 next_summary = next_multiple(steps, config.summary_every)
             done = steps >= config.num_steps or stop.requested
-            if steps >= next_eval or (done and config.eval_every > 0 and not stop.requested):
-                returns = evaluate(agent, eval_env, config)
-                mean = float(returns.mean())
-                run_state["last_eval_return"] = mean
-                writer.scalars(steps, {"Eval/AverageReturns": mean,
-                                       "Eval/StdReturns": float(returns.std())})
-                bar.write(f"eval at step {steps:,}: return {mean:.1f} +- {returns.std():.1f} "
-                          f"over {len(returns)} games")
-                best = run_state["best_eval_return"]
-                if best is None or mean > best:
-                    run_state["best_eval_return"] = mean
-                    if config.export_every_eval:
-                        export_policy("best", {"eval_return_mean": mean})
+            if steps >= next_eval or (done and not stop.requested and eval_pending(steps)):
+                mean = run_evaluation(steps)
                 next_eval = next_multiple(steps, config.eval_every)
-                if (config.stop_at_eval_return is not None
+                if mean is None:
+                    done = True
+                elif (config.stop_at_eval_return is not None
                         and mean >= config.stop_at_eval_return):
                     bar.write(f"eval return {mean:.1f} >= --stop_at_eval_return "
                               f"{config.stop_at_eval_return}: stopping")

@@ -25,17 +25,33 @@ Adam, at step t = iterations + 1:
 import keras
 import tensorflow as tf
 
+# Nature's "min squared gradient": added to the centred second moment under the square
+# root, for DeepMind's loss *summed* over the batch.
+NATURE_MIN_SQUARED_GRADIENT = 0.01
+
 # Presets: (class name, kwargs). learning_rate and epsilon may be overridden by flags.
 PRESETS = {
     # The card's default: RMSprop with classical momentum, TF's default rho.
     "rmsprop": ("rmsprop", dict(learning_rate=0.00025, rho=0.9, momentum=0.95, epsilon=0.1)),
     # Nature's RMSProp: "gradient momentum 0.95" is the centred moving average of
-    # the gradient, not classical momentum; "min squared gradient 0.01".
+    # the gradient, not classical momentum. Its epsilon is set per batch size by
+    # `nature_epsilon`: our loss is a mean over the batch, Nature's was a sum.
     "nature_rmsprop": ("rmsprop", dict(learning_rate=0.00025, rho=0.95, momentum=0.0,
-                                       epsilon=0.01, centered=True)),
+                                       epsilon=None, centered=True)),
     # Dopamine's dqn.gin (and Rainbow's) Adam.
     "adam": ("adam", dict(learning_rate=6.25e-5, epsilon=1.5e-4)),
 }
+
+
+def nature_epsilon(batch_size: int) -> float:
+    """Nature's min squared gradient 0.01 for a summed loss, for our mean loss: 0.01 / B^2.
+
+    A summed loss has gradients B times a mean loss's, so its centred second moment is
+    B^2 times larger and B g / sqrt(B^2 v + e) = g / sqrt(v + e / B^2): the same step.
+    At B = 32 this is DQN Zoo's `optimizer_epsilon = 0.01 / 32**2` (dqn/run_atari.py);
+    Dopamine's dqn_nature.gin rounds it to 1e-5.
+    """
+    return NATURE_MIN_SQUARED_GRADIENT / batch_size ** 2
 
 
 def _handle(variable):
@@ -111,13 +127,29 @@ class FusedAdam(keras.optimizers.Optimizer):
                 "epsilon": self.epsilon}
 
 
-def make_optimizer(name: str, learning_rate: float | None = None,
-                   epsilon: float | None = None) -> keras.optimizers.Optimizer:
-    """Builds one of `PRESETS`, with optional learning-rate / epsilon overrides."""
+def preset_arguments(name: str, learning_rate: float | None = None,
+                     epsilon: float | None = None, batch_size: int = 32) -> tuple:
+    """(kind, keyword arguments) of preset `name` with the flags' overrides applied.
+
+    Args:
+      name: a key of `PRESETS`.
+      learning_rate, epsilon: override the preset's when not None.
+      batch_size: transitions per update; sets `nature_rmsprop`'s epsilon.
+    """
     kind, kwargs = PRESETS[name]
     kwargs = dict(kwargs)
+    if name == "nature_rmsprop":
+        kwargs["epsilon"] = nature_epsilon(batch_size)
     if learning_rate is not None:
         kwargs["learning_rate"] = learning_rate
     if epsilon is not None:
         kwargs["epsilon"] = epsilon
+    return kind, kwargs
+
+
+def make_optimizer(name: str, learning_rate: float | None = None,
+                   epsilon: float | None = None,
+                   batch_size: int = 32) -> keras.optimizers.Optimizer:
+    """Builds one of `PRESETS` (arguments as `preset_arguments`) with fused kernels."""
+    kind, kwargs = preset_arguments(name, learning_rate, epsilon, batch_size)
     return FusedAdam(**kwargs) if kind == "adam" else FusedRMSprop(**kwargs)

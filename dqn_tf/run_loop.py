@@ -107,18 +107,38 @@ class EpisodeTracker:
                 for e in np.flatnonzero(timestep.last)]
 
 
-def run_episodes(actor: EpsilonGreedyActor, env, num_episodes: int, epsilon: float,
-                 on_episode: Callable[[Episode], None] | None = None) -> list:
-    """Plays until `num_episodes` full games have ended; returns their `Episode`s.
+def run_episodes(actor: EpsilonGreedyActor, env, epsilon: float, *, num_episodes: int = 0,
+                 min_agent_steps: int = 0, should_stop: Callable[[], bool] | None = None,
+                 on_episode: Callable[[Episode], None] | None = None) -> list | None:
+    """Plays full games with `actor` exploring at `epsilon`; returns their `Episode`s.
 
-    With several envs, the first `num_episodes` games to finish are kept.
+    Args:
+      actor, env: who plays, and where (its games start with a reset).
+      epsilon: probability of a random action.
+      num_episodes: stop once this many games have ended (with several envs, the
+        first to end are kept).
+      min_agent_steps: if > 0, instead stop once the games that ended add up to at
+        least this many agent steps; the game that crosses it is played to its end
+        (Dopamine's `Runner._run_one_phase`, after Machado et al., 2018).
+      should_stop: checked every agent step; when it returns True, play stops.
+      on_episode: called with each `Episode` as it ends.
+
+    Returns:
+      The episodes, or None if `should_stop` ended play first.
     """
+    if (num_episodes > 0) == (min_agent_steps > 0):
+        raise ValueError("pass exactly one of num_episodes and min_agent_steps")
     tracker = EpisodeTracker(env.num_envs)
-    episodes = []
+    episodes, steps = [], 0
     for timestep, _ in run_loop(lambda ts: actor.step(ts, epsilon), env):
         for episode in tracker.observe(timestep):
             episodes.append(episode)
+            steps += episode.length
             if on_episode is not None:
                 on_episode(episode)
-        if len(episodes) >= num_episodes:
+        if min_agent_steps and steps >= min_agent_steps:
+            return episodes
+        if num_episodes and len(episodes) >= num_episodes:
             return episodes[:num_episodes]
+        if should_stop is not None and should_stop():
+            return None

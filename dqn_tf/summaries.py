@@ -1,7 +1,8 @@
 """TensorBoard output: scalars on an agent-step x-axis, and the run's flags as text.
 
 Tags follow Dopamine's runner (`Train/AverageReturns`, `Eval/AverageReturns`,
-`Train/AverageStepsPerSecond`) plus `Loss/Huber` and Q statistics.
+`Train/AverageStepsPerSecond`) plus the loss (`Loss/Huber` or `Loss/MSE`, as `--loss`
+says) and Q statistics.
 
 A run that resumes from the checkpoint at step S calls `discard_events_after(S)`
 first, so points a killed process logged after S are not plotted twice (nor the

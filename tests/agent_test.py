@@ -20,25 +20,29 @@ def linear_network(weights, bias):
     return model
 
 
-def numpy_update(w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr):
+def numpy_update(w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr,
+                 loss="huber"):
     """Independent reference: DQN loss and one SGD step, written out in NumPy."""
     q_target_t = s_t @ w_target + b_target
     y = r_t + discount_t * q_target_t.max(axis=1)  # Masked max target.
     q_tm1 = s_tm1 @ w + b
     q_acted = q_tm1[np.arange(len(a_tm1)), a_tm1]  # Gather of the taken action.
     td = y - q_acted
-    huber = np.where(np.abs(td) <= 1, 0.5 * td ** 2, np.abs(td) - 0.5)
-    loss = huber.mean()
-    # d loss / d q_acted = -clip(td, -1, 1) / B; only the taken action's column.
-    dq = np.zeros_like(q_tm1)
-    dq[np.arange(len(a_tm1)), a_tm1] = -np.clip(td, -1, 1) / len(a_tm1)
+    dq = np.zeros_like(q_tm1)  # d loss / d q_tm1: only the taken action's column.
+    if loss == "huber":
+        value = np.where(np.abs(td) <= 1, 0.5 * td ** 2, np.abs(td) - 0.5).mean()
+        dq[np.arange(len(a_tm1)), a_tm1] = -np.clip(td, -1, 1) / len(a_tm1)
+    else:  # Dopamine's mse_loss: (y - q)^2 with no 1/2, mean over the batch.
+        value = (td ** 2).mean()
+        dq[np.arange(len(a_tm1)), a_tm1] = -2 * td / len(a_tm1)
     grad_w, grad_b = s_tm1.T @ dq, dq.sum(axis=0)
     grad_norm = np.sqrt((grad_w ** 2).sum() + (grad_b ** 2).sum())
-    return loss, q_tm1, w - lr * grad_w, b - lr * grad_b, grad_norm
+    return value, q_tm1, w - lr * grad_w, b - lr * grad_b, grad_norm
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_update_matches_numpy_reference(jit_compile):
+@pytest.mark.parametrize("jit_compile,loss", [(False, "huber"), (True, "huber"),
+                                              (False, "mse")])
+def test_update_matches_numpy_reference(jit_compile, loss):
     rng = np.random.default_rng(0)
     w, b = rng.normal(size=(3, 4)), rng.normal(size=4)
     w_target, b_target = rng.normal(size=(3, 4)), rng.normal(size=4)
@@ -46,7 +50,7 @@ def test_update_matches_numpy_reference(jit_compile):
     optimizer = keras.optimizers.SGD(learning_rate=0.1)
     update = agent_lib.build_update_fn(online, target, optimizer,
                                        agent_lib.state_spec((3,), np.float32),
-                                       jit_compile=jit_compile)
+                                       loss=loss, jit_compile=jit_compile)
     s_tm1 = rng.normal(size=(6, 3)).astype(np.float32) * 3  # Some |td| > 1: both Huber arms.
     s_t = rng.normal(size=(6, 3)).astype(np.float32)
     a_tm1 = np.array([0, 1, 2, 3, 1, 1], np.int32)
@@ -55,7 +59,7 @@ def test_update_matches_numpy_reference(jit_compile):
     discount_t = np.array([0.0, 0.99, 0.99, 0.99 ** 3, 0.0, 0.99], np.float32)
     metrics = update(s_tm1, a_tm1, r_t, discount_t, s_t).numpy()
     loss, q_tm1, w_new, b_new, grad_norm = numpy_update(
-        w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr=0.1)
+        w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr=0.1, loss=loss)
     np.testing.assert_allclose(metrics, [loss, q_tm1.mean(), q_tm1.max(), grad_norm],
                                rtol=1e-5)
     np.testing.assert_allclose(online.get_weights()[0], w_new, rtol=1e-5, atol=1e-6)

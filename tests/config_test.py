@@ -56,6 +56,41 @@ def test_every_preset_parses_and_validates(preset):
     assert config.output_dir
 
 
+def preset_config(preset):
+    with flagsaver.flagsaver():
+        flags.FLAGS(["test", f"--flagfile={os.path.join(FLAGS_DIR, preset)}"])
+        return config_lib.from_flags()
+
+
+def test_nature_preset_is_natures_optimizer_for_a_mean_loss():
+    from dqn_tf import optimizers
+    c = preset_config("dqn_nature.cfg")
+    optimizer = optimizers.make_optimizer(c.optimizer, c.learning_rate, c.optimizer_epsilon,
+                                          c.batch_size)
+    # DQN Zoo dqn/run_atari.py: centred RMSProp, decay 0.95, eps 0.01 / 32**2, lr 2.5e-4.
+    assert (optimizer.epsilon, optimizer.rho, optimizer.momentum, optimizer.centered) == (
+        0.01 / 32**2, 0.95, 0.0, True)
+    assert float(optimizer.learning_rate) == pytest.approx(2.5e-4)
+    assert (c.loss, c.sticky_action_prob, c.noop_max, c.life_loss_terminal) == (
+        "huber", 0.0, 30, True)
+    assert (c.min_replay_size, c.target_update_period, c.train_every, c.epsilon_end,
+            c.epsilon_decay_steps, c.num_steps) == (50_000, 10_000, 4, 0.1, 1_000_000,
+                                                    12_500_000)
+    assert (c.eval_every, c.eval_steps, c.eval_epsilon) == (250_000, 125_000, 0.05)
+
+
+def test_dopamine_preset_is_dopamine_jax_dqn_gin():
+    c = preset_config("dqn_dopamine.cfg")
+    # dopamine/jax/agents/dqn/configs/dqn.gin and the Runner's defaults.
+    assert (c.loss, c.optimizer, c.learning_rate, c.optimizer_epsilon) == (
+        "mse", "adam", None, None)  # The adam preset: lr 6.25e-5, eps 1.5e-4.
+    assert (c.min_replay_size, c.train_every, c.target_update_period, c.epsilon_end,
+            c.epsilon_decay_steps) == (20_000, 4, 8_000, 0.01, 250_000)
+    assert (c.eval_epsilon, c.eval_steps, c.eval_every) == (0.001, 125_000, 250_000)
+    assert (c.sticky_action_prob, c.noop_max, c.life_loss_terminal,
+            c.max_frames_per_episode) == (0.25, 0, False, 108_000)
+
+
 def test_from_flags_resolves_env_and_default_output_dir():
     with flagsaver.flagsaver(env="space_invaders", output_dir=""):
         config = config_lib.from_flags()

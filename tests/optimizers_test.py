@@ -36,8 +36,7 @@ def run(optimizer, gradients, in_graph):
 
 
 def keras_reference(name, **overrides):
-    kind, kwargs = optimizers.PRESETS[name]
-    kwargs = {**kwargs, **overrides}
+    kind, kwargs = optimizers.preset_arguments(name, **overrides)
     return keras.optimizers.Adam(**kwargs) if kind == "adam" else keras.optimizers.RMSprop(
         **kwargs)
 
@@ -74,12 +73,43 @@ def test_presets_and_overrides():
     assert isinstance(card, optimizers.FusedRMSprop)
     assert (card.momentum, card.epsilon, card.rho, card.centered) == (0.95, 0.1, 0.9, False)
     nature = optimizers.make_optimizer("nature_rmsprop")
+    # DQN Zoo dqn/run_atari.py: optimizer_epsilon = 0.01 / 32**2 for its mean loss.
     assert (nature.momentum, nature.epsilon, nature.rho, nature.centered) == (
-        0.0, 0.01, 0.95, True)
+        0.0, 0.01 / 32**2, 0.95, True)
+    assert optimizers.make_optimizer("nature_rmsprop", batch_size=64).epsilon == 0.01 / 64**2
     adam = optimizers.make_optimizer("adam", learning_rate=1e-3)
     assert isinstance(adam, optimizers.FusedAdam) and adam.epsilon == 1.5e-4
     assert float(adam.learning_rate) == pytest.approx(1e-3)
     assert optimizers.make_optimizer("rmsprop", epsilon=0.5).epsilon == 0.5
+
+
+@pytest.mark.parametrize("batch_size", [32, 7])
+def test_nature_epsilon_makes_a_mean_loss_step_as_nature_summed_loss_did(batch_size):
+    """Centred RMSProp on B x the gradients (Nature's loss summed over a batch of B) with
+    epsilon 0.01 moves the weights as the same optimizer on the gradients of the mean
+    loss with `nature_epsilon(B)` = 0.01 / B^2."""
+    gradients = gradient_sequence(6, seed=7)
+    summed = [[batch_size * g for g in grads] for grads in gradients]
+
+    def nature(epsilon=None):
+        return optimizers.make_optimizer("nature_rmsprop", epsilon=epsilon,
+                                         batch_size=batch_size)
+
+    assert nature().epsilon == pytest.approx(0.01 / batch_size ** 2)
+    ours = run(nature(), gradients, in_graph=True)
+    for got, want in zip(ours, run(nature(epsilon=0.01), summed, in_graph=True)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # At a DQN's gradient scale (here <= 3e-5 per weight) epsilon sets the step size:
+    # Nature's 0.01 with a mean loss moves the weights far less than 0.01 / B^2 does.
+    tiny = [[1e-6 * g for g in grads] for grads in gradients]
+    start = run(nature(), [], in_graph=True)
+    ours = run(nature(), tiny, in_graph=True)
+    too_small = run(nature(epsilon=0.01), tiny, in_graph=True)
+
+    def moved(final):
+        return sum(np.abs(a - b).sum() for a, b in zip(final, start))
+
+    assert moved(too_small) < 0.5 * moved(ours)
 
 
 @pytest.mark.parametrize("name", sorted(optimizers.PRESETS))

@@ -47,8 +47,30 @@ def test_run_episodes_counts_truncated_games():
     actor = run_loop.EpsilonGreedyActor(lambda s: np.zeros(len(s), np.int32), num_actions=2,
                                         observation_shape=(1,), history_length=1,
                                         dtype=np.float32, seeds=[0])
-    episodes = run_loop.run_episodes(actor, env, 3, epsilon=0.0)
+    episodes = run_loop.run_episodes(actor, env, 0.0, num_episodes=3)
     assert [(e.episode_return, e.truncated) for e in episodes] == [(4.0, True)] * 3
+
+
+def test_run_episodes_by_step_budget_finishes_the_last_game():
+    # Games of 4, 6, 4, 6 ... agent steps: 4 + 6 = 10 < 12, the third game crosses it
+    # and is played to its end (Dopamine's evaluation phase).
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(4, 6))])
+    actor = run_loop.EpsilonGreedyActor(lambda s: np.zeros(len(s), np.int32), num_actions=2,
+                                        observation_shape=(1,), history_length=1,
+                                        dtype=np.float32, seeds=[0])
+    episodes = run_loop.run_episodes(actor, env, 0.0, min_agent_steps=12)
+    assert [e.length for e in episodes] == [4, 6, 4]
+
+
+def test_run_episodes_stops_when_asked():
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(1000,))])
+    actor = run_loop.EpsilonGreedyActor(lambda s: np.zeros(len(s), np.int32), num_actions=2,
+                                        observation_shape=(1,), history_length=1,
+                                        dtype=np.float32, seeds=[0])
+    calls = []
+    result = run_loop.run_episodes(actor, env, 0.0, num_episodes=1,
+                                   should_stop=lambda: calls.append(1) or len(calls) >= 7)
+    assert result is None and len(calls) == 7 and env.games[0].log[-1][0] == "step"
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.

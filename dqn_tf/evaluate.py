@@ -1,18 +1,21 @@
-"""Plays a dqn_tf SavedModel: `python -m dqn_tf.evaluate --saved_model=DIR`.
+"""Plays a dqn_tf SavedModel under a published protocol: `python -m dqn_tf.evaluate
+--saved_model=DIR [--protocol=nature|machado|dopamine]`.
 
 Needs nothing of the trainer: the policy is loaded with `tf.saved_model.load`
-alone, and the environment is rebuilt from the model's `assets/dqn_tf.json`.
-The default protocol is Nature's (Mnih et al., 2015): epsilon 0.05, up to 30
-random no-ops at the start, the 108,000-frame cap, raw full-game returns.
-
-Human-normalised score = (agent - random) / (human - random), with the random
-and human scores of Mnih et al. (2015) Extended Data Table 2 (as reprinted by
-Wang et al., 2016 and used by DQN Zoo's `atari_data.py`).
+alone. The game, action repeat, history length and FIRE reset come from the
+model's `assets/dqn_tf.json` (they are part of the policy); how the games are
+played comes from the protocol (`dqn_tf.protocols`: epsilon, no-op starts, the
+per-game frame cap, sticky actions, and the human/random table of the
+human-normalised score), never from the training run. Every protocol field can be
+overridden by its flag; the JSON output records the protocol, every setting used,
+and the table.
 """
 
+import dataclasses
 import json
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,32 +24,10 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tqdm  # noqa: E402
 
-from dqn_tf import atari_env, run_loop, seeding, threads  # noqa: E402
+from dqn_tf import atari_env, protocols, run_loop, seeding, threads  # noqa: E402
 from dqn_tf.errors import UserInputError  # noqa: E402
 from dqn_tf.export import FORMAT, METADATA_ASSET  # noqa: E402  (imports no trainer code)
 from dqn_tf.history import stack_shape  # noqa: E402
-
-# (random, human) per game, Mnih et al. (2015) Extended Data Table 2.
-HUMAN_AND_RANDOM = {
-    "Alien": (227.8, 6875.0), "Amidar": (5.8, 1676.0), "Assault": (222.4, 1496.0),
-    "Asterix": (210.0, 8503.0), "Asteroids": (719.1, 13157.0), "Atlantis": (12850.0, 29028.0),
-    "BankHeist": (14.2, 734.4), "BattleZone": (2360.0, 37800.0), "BeamRider": (363.9, 5775.0),
-    "Bowling": (23.1, 154.8), "Boxing": (0.1, 4.3), "Breakout": (1.7, 31.8),
-    "Centipede": (2090.9, 11963.0), "ChopperCommand": (811.0, 9882.0),
-    "CrazyClimber": (10780.5, 35411.0), "DemonAttack": (152.1, 3401.0),
-    "DoubleDunk": (-18.6, -15.5), "Enduro": (0.0, 309.6), "FishingDerby": (-91.7, 5.5),
-    "Freeway": (0.0, 29.6), "Frostbite": (65.2, 4335.0), "Gopher": (257.6, 2321.0),
-    "Gravitar": (173.0, 2672.0), "Hero": (1027.0, 25763.0), "IceHockey": (-11.2, 0.9),
-    "Jamesbond": (29.0, 406.7), "Kangaroo": (52.0, 3035.0), "Krull": (1598.0, 2395.0),
-    "KungFuMaster": (258.5, 22736.0), "MontezumaRevenge": (0.0, 4367.0),
-    "MsPacman": (307.3, 15693.0), "NameThisGame": (2292.3, 4076.0), "Pong": (-20.7, 9.3),
-    "PrivateEye": (24.9, 69571.0), "Qbert": (163.9, 13455.0), "Riverraid": (1338.5, 13513.0),
-    "RoadRunner": (11.5, 7845.0), "Robotank": (2.2, 11.9), "Seaquest": (68.4, 20182.0),
-    "SpaceInvaders": (148.0, 1652.0), "StarGunner": (664.0, 10250.0),
-    "Tennis": (-23.8, -8.9), "TimePilot": (3568.0, 5925.0), "Tutankham": (11.4, 167.7),
-    "UpNDown": (533.4, 9082.0), "Venture": (0.0, 1188.0), "VideoPinball": (16256.9, 17298.0),
-    "WizardOfWor": (563.5, 4757.0), "Zaxxon": (32.5, 9173.0),
-}
 
 
 def load_policy(directory: str):
@@ -79,35 +60,51 @@ def load_policy(directory: str):
     return serve, metadata
 
 
-def human_normalised(env_id: str, score: float):
-    """(score - random) / (human - random) for known games, else None."""
-    short = env_id.split("/")[-1].split("-v")[0].replace("NoFrameskip", "")
-    if short not in HUMAN_AND_RANDOM:
-        return None
-    random_score, human_score = HUMAN_AND_RANDOM[short]
-    return (score - random_score) / (human_score - random_score)
+def check_writable(path: str, flag: str) -> None:
+    """Raises UserInputError unless a file can be written at `path` (checked before play)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    if os.path.isdir(path):
+        raise UserInputError(f"--{flag}={path} is a directory; pass a file path")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".dqn_tf-write-test-"):
+            pass
+    except OSError as error:
+        raise UserInputError(f"--{flag}={path} cannot be written ({error.strerror}); choose a "
+                             "writable path") from None
 
 
-def evaluate(saved_model: str, *, episodes: int = 30, epsilon: float = 0.05,
-             noop_max: int = 30, env_name: str | None = None, seed: int = 0,
-             video: str | None = None, video_episodes: int = 1, progress: bool = True) -> dict:
-    """Plays `episodes` full games with the SavedModel's greedy policy plus epsilon.
+def evaluate(saved_model: str, protocol: protocols.Protocol, *, episodes: int = 30,
+             env_name: str | None = None, seed: int = 0, video: str | None = None,
+             video_episodes: int = 1, progress: bool = True) -> dict:
+    """Plays `episodes` full games with the SavedModel's greedy policy under `protocol`.
+
+    Args:
+      saved_model: a SavedModel directory written by dqn_tf.
+      protocol: how to play (epsilon, no-ops, frame cap, sticky actions, score table).
+      episodes: games to play.
+      env_name: another env with the same observation shape and action count.
+      seed: root of the env and exploration streams (`dqn_tf.seeding`).
+      video: an MP4 path for the first `video_episodes` games (Atari), or None.
+      progress: show a progress bar.
 
     Returns:
-      A dict with returns, mean, std, min, max, episodes and human_normalised.
+      A JSON-serialisable dict: the protocol and every setting used, the returns and
+      their statistics, and the human-normalised mean with its table.
     """
     serve, metadata = load_policy(saved_model)
     info = metadata["env"]
     env_id = atari_env.resolve_env_id(env_name or info["env_id"])
     env = atari_env.make_env(
         env_id, seeds=[seeding.int_seed(seed, "eval_env")],
-        sticky_action_prob=info["sticky_action_prob"],
-        noop_max=noop_max, action_repeat=info["action_repeat"], fire_reset=info["fire_reset"],
-        max_frames_per_episode=info["max_frames_per_episode"])
+        sticky_action_prob=protocol.sticky_action_prob, noop_max=protocol.noop_max,
+        action_repeat=info["action_repeat"], fire_reset=info["fire_reset"],
+        max_frames_per_episode=protocol.max_frames_per_episode)
     history = info["history_length"]
     want = list(serve.structured_input_signature[1]["observations"].shape[1:])
     have = list(stack_shape(env.observation_shape, history))
     if want != have or env.num_actions != info["num_actions"]:
+        env.close()
         raise UserInputError(
             f"--env={env_id} gives states {have} with {env.num_actions} actions, the model "
             f"takes {want} with {info['num_actions']} actions; use a matching --env")
@@ -122,18 +119,17 @@ def evaluate(saved_model: str, *, episodes: int = 30, epsilon: float = 0.05,
     writer = None
     if video:
         import imageio.v2 as imageio  # Deferred: only needed for videos.
-        os.makedirs(os.path.dirname(os.path.abspath(video)), exist_ok=True)
         writer = imageio.get_writer(video, fps=max(1, 60 // info["action_repeat"]),
                                     codec="libx264", macro_block_size=1)
     bar = tqdm.tqdm(total=episodes, unit="game", disable=not progress)
     tracker = run_loop.EpisodeTracker(1)
     episodes_done = []
     try:
-        for timestep, _ in run_loop.run_loop(lambda ts: actor.step(ts, epsilon), env):
+        for timestep, _ in run_loop.run_loop(lambda ts: actor.step(ts, protocol.epsilon), env):
             if writer is not None and len(episodes_done) < video_episodes:
                 writer.append_data(env.games[0].rgb_screen())
             for episode in tracker.observe(timestep):
-                episodes_done.append(episode.episode_return)
+                episodes_done.append(episode)
                 bar.update(1)
                 bar.set_postfix({"return": f"{episode.episode_return:.1f}"})
             if len(episodes_done) >= episodes:
@@ -143,13 +139,41 @@ def evaluate(saved_model: str, *, episodes: int = 30, epsilon: float = 0.05,
         env.close()
         if writer is not None:
             writer.close()
-    returns = np.array(episodes_done)
+    returns = np.array([e.episode_return for e in episodes_done])
     mean = float(returns.mean())
+    atari = atari_env.is_atari(env_id)
     return {"saved_model": saved_model, "env_id": env_id, "agent_steps": metadata["agent_steps"],
-            "episodes": len(returns), "epsilon": epsilon, "noop_max": noop_max,
-            "returns": returns.tolist(), "mean": mean, "std": float(returns.std()),
+            "protocol": protocol.name, "settings": dict(
+                dataclasses.asdict(protocol), episodes=len(returns), seed=seed,
+                action_repeat=info["action_repeat"], history_length=history,
+                fire_reset=info["fire_reset"], applies_to_atari_only=not atari),
+            "episodes": len(returns), "returns": returns.tolist(), "mean": mean,
+            "std": float(returns.std()),
             "min": float(returns.min()), "max": float(returns.max()),
-            "human_normalised": human_normalised(env_id, mean)}
+            "truncated_games": int(sum(e.truncated for e in episodes_done)),
+            "human_normalised": protocols.human_normalised(env_id, mean, protocol.score_table)}
+
+
+def protocol_from_flags(flag_values) -> protocols.Protocol:
+    """--protocol with each field its flag overrides (None = the protocol's own).
+
+    Raises:
+      UserInputError: an unknown protocol or an out-of-range override.
+    """
+    f = flag_values
+    base = protocols.PROTOCOLS[f.protocol]
+    overrides = {name: getattr(f, name) for name in
+                 ("epsilon", "noop_max", "max_frames_per_episode", "sticky_action_prob")
+                 if getattr(f, name) is not None}
+    for name, ok, rule in [("epsilon", 0.0 <= overrides.get("epsilon", 0.0) <= 1.0, "in [0, 1]"),
+                           ("sticky_action_prob",
+                            0.0 <= overrides.get("sticky_action_prob", 0.0) <= 1.0, "in [0, 1]"),
+                           ("noop_max", overrides.get("noop_max", 0) >= 0, "0 or more"),
+                           ("max_frames_per_episode",
+                            overrides.get("max_frames_per_episode", 1) >= 1, "at least 1")]:
+        if not ok:
+            raise UserInputError(f"--{name}={overrides[name]} is invalid: it must be {rule}")
+    return dataclasses.replace(base, **overrides)
 
 
 def main(argv):
@@ -160,23 +184,32 @@ def main(argv):
     try:
         if not f.saved_model:
             raise UserInputError("--saved_model is required: pass a directory written by dqn_tf")
-        if f.episodes < 1 or not 0.0 <= f.epsilon <= 1.0 or f.noop_max < 0:
-            raise UserInputError("--episodes must be >= 1, --epsilon in [0, 1], --noop_max >= 0")
+        if f.episodes < 1:
+            raise UserInputError(f"--episodes={f.episodes} is invalid: it must be at least 1")
         if f.intra_op_threads < 0:
             raise UserInputError(f"--intra_op_threads={f.intra_op_threads} is invalid: it must "
                                  "be 0 (auto) or more")
+        if f.seed < 0:
+            raise UserInputError(f"--seed={f.seed} is invalid: it must be 0 or more")
+        protocol = protocol_from_flags(f)
+        for path, flag in ((f.video, "video"), (f.output_json, "output_json")):
+            if path:  # Before playing: a bad path must not cost the games.
+                check_writable(path, flag)
         pool = threads.set_tf_threads(f.intra_op_threads, jit_compile=False)  # Before TF runs.
         logging.info("TF intra-op threads: %s", pool or "TF's default, one per core")
-        result = evaluate(f.saved_model, episodes=f.episodes, epsilon=f.epsilon,
-                          noop_max=f.noop_max, env_name=f.env, seed=f.seed, video=f.video,
-                          video_episodes=f.video_episodes)
+        result = evaluate(f.saved_model, protocol, episodes=f.episodes, env_name=f.env,
+                          seed=f.seed, video=f.video, video_episodes=f.video_episodes)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    hns = result["human_normalised"]
-    print(f"{result['env_id']}: return {result['mean']:.1f} +- {result['std']:.1f} "
-          f"(min {result['min']:.1f}, max {result['max']:.1f}) over {result['episodes']} games"
-          + (f"; human-normalised {100 * hns:.1f}%" if hns is not None else ""))
+    p, hns = protocol, result["human_normalised"]
+    print(f"{result['env_id']}, {p.name} protocol (epsilon {p.epsilon}, up to {p.noop_max} "
+          f"no-op frames, {p.max_frames_per_episode:,}-frame cap, sticky actions "
+          f"{p.sticky_action_prob}): return {result['mean']:.1f} +- {result['std']:.1f} "
+          f"(min {result['min']:.1f}, max {result['max']:.1f}) over {result['episodes']} games")
+    if hns is not None:
+        print(f"human-normalised: {100 * hns['value']:.1f}% (random {hns['random']}, human "
+              f"{hns['human']}: {hns['table_source']})")
     if f.output_json:
         with open(f.output_json, "w") as out:
             json.dump(result, out, indent=1)
@@ -185,12 +218,23 @@ def main(argv):
 def define_flags():
     """Flags of the command; defined only when run, so importing this module is safe."""
     flags.DEFINE_string("saved_model", None, "SavedModel directory written by dqn_tf.")
+    flags.DEFINE_enum("protocol", "nature", sorted(protocols.PROTOCOLS), "How the games are "
+                      "played and scored: nature (epsilon 0.05, 1-30 no-op frames, 18,000-frame "
+                      "cap, no sticky actions, Nature's table), machado (sticky 0.25, "
+                      "108,000-frame cap, no no-ops, epsilon 0.01, Atari-57 table), dopamine "
+                      "(machado's with epsilon 0.001). See dqn_tf/protocols.py for sources.")
     flags.DEFINE_integer("episodes", 30, "Full games to play.")
-    flags.DEFINE_float("epsilon", 0.05, "Probability of a random action (Nature: 0.05).")
-    flags.DEFINE_integer("noop_max", 30, "Max random no-op raw frames at game start.")
+    flags.DEFINE_float("epsilon", None, "Overrides the protocol's probability of a random "
+                       "action.")
+    flags.DEFINE_integer("noop_max", None, "Overrides the protocol's max random no-op raw "
+                         "frames at game start.")
+    flags.DEFINE_integer("max_frames_per_episode", None, "Overrides the protocol's raw-frame "
+                         "cap per game.")
+    flags.DEFINE_float("sticky_action_prob", None, "Overrides the protocol's sticky-action "
+                       "probability per raw frame.")
     flags.DEFINE_string("env", None, "Play another env than the one the model was trained on; "
                         "its observation shape and action count must match.")
-    flags.DEFINE_integer("seed", 0, "Seeds the env and the exploration.")
+    flags.DEFINE_integer("seed", 0, "Root of the env and exploration streams (>= 0).")
     flags.DEFINE_string("video", None, "Write an MP4 of the raw screen to this path (Atari).")
     flags.DEFINE_integer("video_episodes", 1, "Games recorded into --video.")
     flags.DEFINE_string("output_json", None, "Also write the results as JSON here.")

@@ -1,13 +1,18 @@
-"""SavedModel export of the greedy policy, readable by plain TensorFlow.
+"""SavedModel export of the greedy policy, servable by every TensorFlow client.
 
-The SavedModel is a `tf.Module` with one `serving_default` signature:
+The SavedModel has one `serving_default` signature:
 
   observations: [None, H, 84, 84] uint8 (Atari) or [None, D*H] float32 (vector envs)
   -> {"q_values": [None, num_actions] float32, "action": [None] int32}
 
-and an asset `assets/dqn_tf.json` with what evaluation needs to rebuild the
-environment (env id, action repeat, sticky probability, history length, frame
-preprocessing, action meanings), the training step and the full config.
+It is written by Keras's own `keras.export.ExportArchive`, which names and tracks
+the variables so that every client finds them: `tf.saved_model.load`, the TF1
+session loader that TensorFlow Serving and `saved_model_cli run` use, and
+`tf.lite.TFLiteConverter.from_saved_model` (tests/export_test.py runs all of them
+in a fresh process against the Keras network). Beside it, `assets/dqn_tf.json`
+holds what evaluation needs to rebuild the environment (env id, action repeat,
+history length, frame preprocessing, action meanings), the training step and the
+full config.
 
 Run as a command to export from a run's newest checkpoint:
 
@@ -18,31 +23,13 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 
+import keras
 import tensorflow as tf
 
 FORMAT = "dqn_tf.saved_model/1"
 METADATA_ASSET = "dqn_tf.json"
-
-
-class GreedyPolicy(tf.Module):
-    """Wraps a Q-network as a servable module."""
-
-    def __init__(self, network, metadata_path: str):
-        super().__init__(name="dqn_tf_greedy_policy")
-        self.network = network
-        self.metadata = tf.saved_model.Asset(metadata_path)
-        input_shape = network.input_shape[1:]
-        dtype = tf.uint8 if len(input_shape) == 3 else tf.float32
-        self.serve = tf.function(
-            self._serve, input_signature=[tf.TensorSpec([None] + list(input_shape), dtype,
-                                                        name="observations")])
-
-    def _serve(self, observations):
-        q_values = self.network(observations, training=False)
-        return {"q_values": q_values,
-                "action": tf.argmax(q_values, axis=1, output_type=tf.int32)}
+SIGNATURE = "serving_default"
 
 
 def env_metadata(config, action_meanings, observation_shape) -> dict:
@@ -81,16 +68,26 @@ def export_saved_model(network, directory: str, *, env: dict, agent_steps: int,
     metadata.update(extra or {})
     partial = f"{directory}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
-    with tempfile.TemporaryDirectory() as scratch:
-        metadata_path = os.path.join(scratch, METADATA_ASSET)
-        with open(metadata_path, "w") as f:
+    input_shape = list(network.input_shape[1:])
+    dtype = tf.uint8 if len(input_shape) == 3 else tf.float32
+
+    def serve(observations):
+        q_values = network(observations, training=False)
+        return {"q_values": q_values,
+                "action": tf.argmax(q_values, axis=1, output_type=tf.int32)}
+
+    try:
+        archive = keras.export.ExportArchive()
+        archive.track(network)
+        archive.add_endpoint(SIGNATURE, serve, input_signature=[
+            tf.TensorSpec([None] + input_shape, dtype, name="observations")])
+        archive.write_out(partial, verbose=False)
+        os.makedirs(os.path.join(partial, "assets"), exist_ok=True)
+        with open(os.path.join(partial, "assets", METADATA_ASSET), "w") as f:
             json.dump(metadata, f, indent=1)
-        module = GreedyPolicy(network, metadata_path)
-        try:
-            tf.saved_model.save(module, partial, signatures={"serving_default": module.serve})
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     old = f"{directory}.old-{os.getpid()}"
     if os.path.exists(directory):
         os.rename(directory, old)

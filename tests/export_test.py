@@ -13,17 +13,32 @@ from dqn_tf import export, networks
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
-# Runs in a fresh interpreter: plain TensorFlow, no dqn_tf training modules.
-LOAD_SCRIPT = """
+# Runs in a fresh interpreter with plain TensorFlow (no dqn_tf): every client of a
+# SavedModel computes the Q-values and actions of inputs x.npy, and saves them.
+CLIENTS_SCRIPT = """
 import json, sys
 import numpy as np, tensorflow as tf
-serve = tf.saved_model.load(sys.argv[1]).signatures["serving_default"]
-x = np.load(sys.argv[2])
-out = serve(observations=tf.constant(x))
-np.save(sys.argv[3], out["q_values"].numpy())
-assert not any(m.startswith("dqn_tf") for m in sys.modules), "trainer was imported"
-print(json.dumps(sorted(out)))
+model_dir, x_path, out = sys.argv[1:]
+x = np.load(x_path)
+# (a) TF2: tf.saved_model.load and the serving signature.
+serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+result = serve(observations=tf.constant(x))
+np.savez(out + "tf2.npz", **{k: v.numpy() for k, v in result.items()})
+# (b) The TF1 session loader, as TensorFlow Serving's C++ loader runs a model.
+with tf.compat.v1.Session(graph=tf.Graph()) as session:
+    meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], model_dir)
+    signature = meta_graph.signature_def["serving_default"]
+    fetched = session.run({k: v.name for k, v in signature.outputs.items()},
+                          {signature.inputs["observations"].name: x})
+np.savez(out + "session.npz", **fetched)
+# (c) TFLite: convert, then run the converted model in its interpreter.
+flatbuffer = tf.lite.TFLiteConverter.from_saved_model(model_dir).convert()
+runner = tf.lite.Interpreter(model_content=flatbuffer).get_signature_runner("serving_default")
+np.savez(out + "tflite.npz", **runner(observations=x))
+assert not any(m.startswith("dqn_tf") for m in sys.modules), "dqn_tf was imported"
+print(json.dumps({"outputs": sorted(result), "tflite_bytes": len(flatbuffer)}))
 """
+
 
 CONFIG = {"env": "CartPole-v1", "action_repeat": 1, "sticky_action_prob": 0.0,
           "history_length": 1, "noop_max": 0, "fire_reset": False,
@@ -37,17 +52,48 @@ def export_mlp(directory):
     return network
 
 
+def export_nature_cnn(directory):
+    network = networks.nature_cnn(6, name="online")
+    networks.nature_cnn(6, name="target")  # A second network with the same layer names.
+    config = dict(CONFIG, env="ALE/Pong-v5", action_repeat=4, history_length=4)
+    env = export.env_metadata(config, tuple(str(i) for i in range(6)), (84, 84))
+    export.export_saved_model(network, directory, env=env, agent_steps=7, config=config)
+    return network
+
+
 @pytest.mark.slow
-def test_saved_model_matches_keras_in_a_fresh_process(tmp_path):
-    network = export_mlp(str(tmp_path / "model"))
-    x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+@pytest.mark.parametrize("kind", ["nature_cnn", "mlp"])
+def test_every_tensorflow_client_serves_the_trainers_q_values(tmp_path, kind):
+    model_dir = str(tmp_path / "model")
+    rng = np.random.default_rng(0)
+    if kind == "nature_cnn":
+        network = export_nature_cnn(model_dir)
+        x = rng.integers(0, 256, (5, 4, 84, 84), np.uint8)
+    else:
+        network = export_mlp(model_dir)
+        x = rng.normal(size=(5, 4)).astype(np.float32)
     np.save(tmp_path / "x.npy", x)
-    proc = subprocess.run([sys.executable, "-c", LOAD_SCRIPT, str(tmp_path / "model"),
-                           str(tmp_path / "x.npy"), str(tmp_path / "q.npy")],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    assert json.loads(proc.stdout.strip().splitlines()[-1]) == ["action", "q_values"]
-    np.testing.assert_allclose(np.load(tmp_path / "q.npy"), network(x).numpy(), rtol=1e-5)
+    want = network(x).numpy()
+    proc = subprocess.run([sys.executable, "-c", CLIENTS_SCRIPT, model_dir,
+                           str(tmp_path / "x.npy"), str(tmp_path / "out_")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["outputs"] == ["action", "q_values"]
+    # A converted model without its weights is a few KB and outputs NaN.
+    assert report["tflite_bytes"] > (4_000_000 if kind == "nature_cnn" else 1_000)
+    for client in ("tf2", "session", "tflite"):
+        got = np.load(tmp_path / f"out_{client}.npz")
+        np.testing.assert_allclose(got["q_values"], want, rtol=1e-4, atol=1e-5, err_msg=client)
+        np.testing.assert_array_equal(got["action"], want.argmax(axis=1), err_msg=client)
+    # saved_model_cli run: the command-line face of the same session loader.
+    proc = subprocess.run(["saved_model_cli", "run", "--dir", model_dir, "--tag_set", "serve",
+                           "--signature_def", "serving_default", "--inputs",
+                           f"observations={tmp_path / 'x.npy'}", "--outdir",
+                           str(tmp_path / "cli")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "cli" / "q_values.npy"), want, rtol=1e-4,
+                               atol=1e-5)
 
 
 def test_signature_and_metadata(tmp_path):
@@ -74,25 +120,40 @@ def run_evaluate(*args):
                           capture_output=True, text=True, timeout=300)
 
 
-@pytest.mark.slow
-def test_evaluate_atari_smoke_model_writes_video_and_json(tmp_path):
+@pytest.fixture(scope="module")
+def space_invaders_model(tmp_path_factory):
+    """A SpaceInvaders smoke run of 300 agent steps: its run directory."""
     from tests.main_test import train_with_preset
-    out = str(tmp_path / "run")
+    out = str(tmp_path_factory.mktemp("space_invaders") / "run")
     train_with_preset("smoke.cfg", env="SpaceInvaders", output_dir=out, progress=False,
                       num_steps=300, eval_every=0)
+    return out
+
+
+@pytest.mark.slow
+def test_evaluate_atari_smoke_model_writes_video_and_json(tmp_path, space_invaders_model):
+    out = space_invaders_model
     video, report = str(tmp_path / "game.mp4"), str(tmp_path / "eval.json")
     proc = run_evaluate(f"--saved_model={out}/saved_model/final", "--episodes=1",
                         f"--video={video}", f"--output_json={report}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     result = json.load(open(report))
     assert result["episodes"] == 1 and result["env_id"] == "ALE/SpaceInvaders-v5"
-    assert result["human_normalised"] == pytest.approx((result["mean"] - 148.0) / 1504.0)
+    # The default protocol is Nature's, whatever the training run used (smoke: sticky
+    # actions 0.25, games capped at 4,000 frames).
+    assert result["protocol"] == "nature"
+    assert {k: result["settings"][k] for k in ("epsilon", "noop_max", "max_frames_per_episode",
+                                               "sticky_action_prob", "score_table")} == {
+        "epsilon": 0.05, "noop_max": 30, "max_frames_per_episode": 18_000,
+        "sticky_action_prob": 0.0, "score_table": "nature"}
+    hns = result["human_normalised"]
+    assert (hns["table"], hns["random"], hns["human"]) == ("nature", 148.0, 1652.3)
+    assert hns["value"] == pytest.approx((result["mean"] - 148.0) / (1652.3 - 148.0))
+    assert "Extended Data Table 2" in proc.stdout
     capture = cv2.VideoCapture(video)
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
         160, 210)
-    # The smoke preset caps games at 4,000 raw frames = 1,000 agent steps.
-    frames = capture.get(cv2.CAP_PROP_FRAME_COUNT)
-    assert frames >= 50 and "human-normalised" in proc.stdout
+    assert capture.get(cv2.CAP_PROP_FRAME_COUNT) >= 50
     # On-demand export from the run's newest checkpoint.
     proc = subprocess.run([sys.executable, "-m", "dqn_tf.export", f"--checkpoint_dir={out}",
                            f"--saved_model_dir={tmp_path}/exported"], cwd=ROOT,
@@ -100,6 +161,37 @@ def test_evaluate_atari_smoke_model_writes_video_and_json(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     with open(tmp_path / "exported" / "assets" / "dqn_tf.json") as f:
         assert json.load(f)["agent_steps"] == 300
+
+
+@pytest.mark.slow
+def test_evaluate_machado_protocol_with_overrides(tmp_path, space_invaders_model):
+    report = str(tmp_path / "eval.json")
+    # A 400-frame cap (100 agent steps) cuts every game: the override reaches the env.
+    proc = run_evaluate(f"--saved_model={space_invaders_model}/saved_model/final",
+                        "--protocol=machado", "--episodes=3", "--max_frames_per_episode=400",
+                        "--epsilon=0.5", f"--output_json={report}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.load(open(report))
+    settings = result["settings"]
+    assert (result["protocol"], settings["sticky_action_prob"], settings["noop_max"],
+            settings["epsilon"], settings["max_frames_per_episode"]) == (
+        "machado", 0.25, 0, 0.5, 400)
+    assert result["truncated_games"] == 3
+    hns = result["human_normalised"]
+    assert (hns["table"], hns["human"]) == ("atari57", 1668.7)
+
+
+@pytest.mark.slow
+def test_evaluate_refuses_unwritable_outputs_before_playing(tmp_path, space_invaders_model):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    model = f"--saved_model={space_invaders_model}/saved_model/final"
+    for flag in ("video", "output_json"):
+        proc = run_evaluate(model, f"--{flag}={blocker}/out/x", "--episodes=1000")
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        [error] = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert f"--{flag}=" in error and "cannot be written" in error
+        assert "Traceback" not in proc.stderr and "return" not in proc.stdout
 
 
 @pytest.mark.slow
@@ -124,7 +216,8 @@ def test_evaluate_bad_inputs(tmp_path):
              ([f"--saved_model={tmp_path}/empty"], "is not a SavedModel"),
              ([f"--saved_model={foreign}"], "not made by dqn_tf"),
              ([f"--saved_model={tmp_path}/model", "--env=Acrobot-v1"], "actions"),
-             ([f"--saved_model={tmp_path}/model", "--intra_op_threads=-1"], "intra_op_threads")]
+             ([f"--saved_model={tmp_path}/model", "--intra_op_threads=-1"], "intra_op_threads"),
+             ([f"--saved_model={tmp_path}/model", "--epsilon=2"], "--epsilon=2.0 is invalid")]
     for args, fragment in cases:
         proc = run_evaluate(*args)
         assert proc.returncode == 2, (args, proc.stderr[-1000:])
@@ -151,7 +244,7 @@ def test_evaluate_cartpole_matches_trainer_eval(tmp_path, trained_cartpole):
     run, result = trained_cartpole
     report = str(tmp_path / "eval.json")
     proc = run_evaluate(f"--saved_model={run}/saved_model/best", "--episodes=20",
-                        "--epsilon=0", "--noop_max=0", f"--output_json={report}")
+                        "--epsilon=0", f"--output_json={report}")
     assert proc.returncode == 0, proc.stderr[-2000:]
     evaluated = json.load(open(report))["mean"]
     assert evaluated >= 475 and abs(evaluated - result["best_eval_return"]) <= 25

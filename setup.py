@@ -3,8 +3,8 @@
 from setuptools import setup
 
 MODULES = ["agent", "atari_env", "checkpointing", "config", "errors", "evaluate", "export",
-           "history", "main", "networks", "optimizers", "protocols", "replay", "run_loop",
-           "schedules", "seeding", "summaries", "threads"]
+           "history", "main", "networks", "optimizers", "protocols", "replay", "replay_store",
+           "run_loop", "schedules", "seeding", "summaries", "threads"]
 
 setup(
     name="dqn_tf",

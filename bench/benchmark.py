@@ -22,8 +22,12 @@ One run, one machine, each timing a median over repeats:
           e2e and bare, so that each ratio compares figures from the same state
           of this shared machine; then the medians
 
-Pass --only=env,act,update,after,replay,e2e,bare,limit to pick parts (default:
-all but the standalone e2e and bare, which limit runs); --num_envs=1,4,8.
+  checkpoint  seconds and bytes of each checkpoint of a Nature-preset run with a full
+          replay (--capacity), a checkpoint every 250k transitions, 4 kept; what the
+          run's checkpoints hold on disk; a restore
+
+Pass --only=env,act,update,after,replay,checkpoint,e2e,bare,limit to pick parts
+(default: all but the standalone e2e and bare, which limit runs); --num_envs=1,4,8.
 --intra_op_threads is main's flag (0 = its auto choice), set before TF starts.
 """
 
@@ -209,6 +213,55 @@ def bench_replay(capacity: int):
     print(f"replay   sample batch 32: {median_ms(lambda: memory.sample(32), 2000):.3f} ms")
 
 
+def disk_bytes(directory: str) -> int:
+    """Bytes of the files under `directory` (what `du -b` counts for them)."""
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(directory) for name in names)
+
+
+def bench_checkpoint(capacity: int, period: int = 250_000, rounds: int = 8):
+    """Checkpoints of a Nature-preset agent whose replay holds `capacity` transitions.
+
+    `rounds` checkpoints, `period` new transitions apart (the preset's
+    --checkpoint_every), --keep_checkpoints=4: seconds, bytes written, and what the
+    run's checkpoints hold on disk after each; then one after only 10,000 new
+    transitions (a SIGTERM's), and a restore of the newest with its whole replay.
+    """
+    from dqn_tf import checkpointing, main as main_lib
+    config = nature_config(env=GAME, replay_capacity=capacity)
+    env = main_lib.build_env(config, [0])
+    agent = main_lib.build_agent(config, env)
+    env.close()
+    memory = agent.replay
+    frame = np.random.default_rng(0).integers(0, 256, (84, 84), np.uint8)
+    memory.frames[0, :] = frame  # Touch every page: the memory a full run has.
+    memory.episode_end[0, 999::1000] = True
+    os.makedirs(os.path.join(ROOT, "runs"), exist_ok=True)  # The disk a run writes to.
+    with tempfile.TemporaryDirectory(dir=os.path.join(ROOT, "runs")) as out:
+        saver = checkpointing.Checkpointer(out, agent.trackables(), keep=4, replay=memory)
+
+        def checkpoint(new, label):
+            memory.num_added[0] += new  # As if `new` transitions had been added.
+            start = time.perf_counter()
+            saver.save(int(memory.num_added[0]), {"agent": agent.get_state()})
+            seconds = time.perf_counter() - start
+            print(f"ckpt     {label}: {seconds:.1f} s, replay {saver.last_replay_bytes / 1e9:.2f} "
+                  f"GB written; the run's checkpoints now hold {disk_bytes(out) / 1e9:.2f} GB "
+                  f"(replay capacity {capacity:,} = {memory.frames.nbytes / 1e9:.2f} GB of "
+                  "frames)")
+
+        for i in range(rounds):
+            checkpoint(period, f"at {(i + 1) * period:>9,} transitions ({period:,} new)")
+        checkpoint(10_000, f"at {int(memory.num_added[0]) + 10_000:>9,} transitions "
+                           "(10,000 new, a SIGTERM's)")
+        restored = main_lib.build_agent(config, main_lib.build_env(config, [0]))
+        start = time.perf_counter()
+        checkpointing.Checkpointer(out, restored.trackables(), keep=4,
+                                   replay=restored.replay).restore_latest()
+        print(f"ckpt     restore of the newest with its {len(restored.replay):,} transitions: "
+              f"{time.perf_counter() - start:.1f} s")
+
+
 def nature_config(**overrides):
     from absl import flags
     from dqn_tf import config as config_lib
@@ -291,7 +344,7 @@ def limit_round(n: int, train_every: int, args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="env,act,update,after,replay,limit")
+    parser.add_argument("--only", default="env,act,update,after,replay,checkpoint,limit")
     parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
@@ -330,6 +383,8 @@ def main():
         bench_after_heavy_work()
     if "replay" in parts:
         bench_replay(args.capacity)
+    if "checkpoint" in parts:
+        bench_checkpoint(args.capacity)
     if "e2e" in parts:
         for n in env_counts:
             bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps,

@@ -2,21 +2,26 @@
 
 Layout of a run directory::
 
+    <output_dir>/.lock                       held (flock) by the process writing the run
     <output_dir>/config.json                 the learning config that made the run
     <output_dir>/checkpoints/ckpt-<step>/    one per checkpoint, newest `keep` kept
         tf/                                  tf.train.Checkpoint: both networks, optimizer slots
         state.json                           agent counters, RNG states, run bookkeeping
-        replay/                              replay memory .npy files (--checkpoint_replay)
+        replay.json                          its replay: counters and chunks (--checkpoint_replay)
         MANIFEST.json                        size and CRC-32 of every file
         COMPLETE                             written last
+    <output_dir>/checkpoints/replay/         replay chunks that the checkpoints share
+                                             (dqn_tf.replay_store: each written once)
 
 A checkpoint is written under `ckpt-<step>.partial-<pid>/` and renamed into place
 only after COMPLETE is on disk, so a crash at any moment leaves either the
 complete checkpoint or a `.partial` directory that is never read (and is swept
 at the next start). Older checkpoints are deleted only after a newer one is
-complete. Nothing is pickled: TF's own format, JSON and `.npy`.
+complete, and replay chunks once no kept checkpoint needs them. Nothing is pickled:
+TF's own format, JSON and `.npy`.
 """
 
+import fcntl
 import glob
 import json
 import logging
@@ -27,8 +32,11 @@ import zlib
 import tensorflow as tf
 
 from dqn_tf.errors import UserInputError
+from dqn_tf.replay import ReplayMemory
+from dqn_tf.replay_store import ReplayStore
 
 _PREFIX = "ckpt-"
+_REPLAY_RECORD = "replay.json"
 
 
 def _write_json(path: str, value) -> None:
@@ -75,12 +83,46 @@ def _verify(directory: str) -> str | None:
     return None
 
 
-def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: bool) -> None:
-    """Creates `output_dir` or checks that the run in it was made with this config.
+class RunLock:
+    """An exclusive OS lock on `<output_dir>/.lock`, held while a process writes the run.
+
+    It is an flock: the kernel releases it when its holder exits in any way, kill -9
+    included, so a lock is never stale. The file holds the holder's pid, for the
+    message a second process gets.
+    """
+
+    def __init__(self, output_dir: str):
+        """Takes the lock.
+
+        Raises:
+          UserInputError: another process holds it.
+        """
+        self.path = os.path.join(output_dir, ".lock")
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(self._fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(self._fd)
+            raise UserInputError(f"--output_dir={output_dir} is in use by another dqn_tf "
+                                 f"process (pid {holder}); wait for it to stop, or choose "
+                                 "another --output_dir") from None
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"{os.getpid()}\n".encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # Closing the descriptor drops the flock.
+            self._fd = None
+
+
+def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: bool) -> RunLock:
+    """Creates and locks `output_dir`, and checks that the run in it was made with this
+    config. The caller releases the returned lock when it is done with the run.
 
     Raises:
-      UserInputError: unwritable directory, or a run with a different config and
-        no --overwrite.
+      UserInputError: unwritable directory, a directory another process is using, or
+        a run with a different config and no --overwrite.
     """
     try:
         os.makedirs(output_dir, exist_ok=True)
@@ -91,6 +133,16 @@ def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: boo
     except OSError as error:
         raise UserInputError(f"--output_dir={output_dir} is not writable ({error.strerror}); "
                              "choose another --output_dir") from None
+    lock = RunLock(output_dir)  # Before anything in the run is read or changed.
+    try:
+        _check_or_write_config(output_dir, learning_config, overwrite)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _check_or_write_config(output_dir: str, learning_config: dict, overwrite: bool) -> None:
     learning_config = json.loads(json.dumps(learning_config))  # Tuples -> lists, as on disk.
     path = os.path.join(output_dir, "config.json")
     if os.path.exists(path):
@@ -121,20 +173,27 @@ def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: boo
 
 
 class Checkpointer:
-    """Writes and restores complete checkpoints of TF objects, JSON state and replay."""
+    """Writes and restores complete checkpoints of TF objects, JSON state and the replay."""
 
-    def __init__(self, directory: str, trackables: dict, keep: int = 4):
+    def __init__(self, directory: str, trackables: dict, keep: int = 4,
+                 replay: ReplayMemory | None = None):
         """Args:
           directory: where the `ckpt-<step>` directories live.
           trackables: TF objects for `tf.train.Checkpoint` (networks, optimizer).
           keep: newest complete checkpoints to keep.
+          replay: the memory to save incrementally with each checkpoint and to restore
+            (chunks under `<directory>/replay/`, see `dqn_tf.replay_store`), or None.
         """
         self.directory = directory
         self._checkpoint = tf.train.Checkpoint(**trackables)
         self._keep = keep
+        self._store = (ReplayStore(os.path.join(directory, "replay"), replay)
+                       if replay is not None else None)
+        self.last_replay_bytes = 0  # Replay bytes the last `save` wrote.
         os.makedirs(directory, exist_ok=True)
         for stale in glob.glob(os.path.join(directory, "*.partial-*")):
             shutil.rmtree(stale, ignore_errors=True)
+        self._sweep_replay()  # Chunks of a write that a kill interrupted.
 
     def complete_checkpoints(self) -> list:
         """Paths of complete checkpoints, oldest first."""
@@ -145,13 +204,12 @@ class Checkpointer:
                 paths.append(path)
         return sorted(paths, key=lambda p: int(os.path.basename(p)[len(_PREFIX):]))
 
-    def save(self, step: int, state: dict, replay=None) -> str:
-        """Writes checkpoint `step`; returns its path.
+    def save(self, step: int, state: dict) -> str:
+        """Writes checkpoint `step` (with the replay's new transitions); returns its path.
 
         Args:
           step: agent steps so far (names the checkpoint).
           state: JSON-serialisable state (counters, RNG states, bookkeeping).
-          replay: a `ReplayMemory` to save beside it, or None.
 
         Raises:
           OSError: the write failed; the previous checkpoints are untouched.
@@ -163,8 +221,10 @@ class Checkpointer:
             os.makedirs(partial)
             self._checkpoint.write(os.path.join(partial, "tf", "ckpt"))
             _write_json(os.path.join(partial, "state.json"), state)
-            if replay is not None:
-                replay.save(os.path.join(partial, "replay"))
+            record = None
+            if self._store is not None:
+                record = self._store.write()
+                _write_json(os.path.join(partial, _REPLAY_RECORD), record)
             _write_json(os.path.join(partial, "MANIFEST.json"), _manifest(partial))
             _write_json(os.path.join(partial, "COMPLETE"), {"step": step})
             if os.path.exists(final):  # Same step saved before a crash: replace it.
@@ -172,19 +232,37 @@ class Checkpointer:
             os.rename(partial, final)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
+            self._sweep_replay()
             raise
+        if record is not None:
+            self.last_replay_bytes = self._store.new_bytes(record)
+            self._store.commit(record)
         for old in self.complete_checkpoints()[:-self._keep]:
             shutil.rmtree(old, ignore_errors=True)
+        self._sweep_replay()
         return final
 
-    def restore_latest(self, replay=None, check_state=None) -> tuple:
+    def _sweep_replay(self) -> None:
+        """Deletes replay chunks that no kept checkpoint needs (`ReplayStore.sweep`)."""
+        if self._store is None:
+            return
+        records = []
+        for path in self.complete_checkpoints():
+            try:
+                with open(os.path.join(path, _REPLAY_RECORD)) as f:
+                    records.append(json.load(f))
+            except (OSError, ValueError):
+                continue  # No replay saved, or unreadable: it needs no chunk.
+        self._store.sweep(records, records[-1] if records else None)
+
+    def restore_latest(self, check_state=None) -> tuple:
         """Restores the newest checkpoint that verifies and loads.
 
         A checkpoint that fails verification is skipped with a warning, and the
-        next older one is tried.
+        next older one is tried. Its replay is read as far as its chunks are intact
+        (`ReplayStore.read`: a damaged chunk costs the transitions before it).
 
         Args:
-          replay: a `ReplayMemory` to fill from the checkpoint's replay, or None.
           check_state: called with the state dict before anything is restored;
             raises `UserInputError` when the checkpoint belongs to another run
             (another game or config).
@@ -199,7 +277,7 @@ class Checkpointer:
         problems = []
         for path in reversed(candidates):
             try:
-                return path, self._restore(path, replay, check_state)
+                return path, self._restore(path, check_state)
             except (UserInputError, ValueError, tf.errors.OpError, OSError) as error:
                 message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
                 problems.append(f"{os.path.basename(path)}: {message}")
@@ -210,7 +288,7 @@ class Checkpointer:
                                  "--overwrite")
         return None, None
 
-    def _restore(self, path: str, replay, check_state) -> dict:
+    def _restore(self, path: str, check_state) -> dict:
         problem = _verify(path)
         if problem:
             raise UserInputError(problem)
@@ -220,10 +298,12 @@ class Checkpointer:
             check_state(state)
         status = self._checkpoint.read(os.path.join(path, "tf", "ckpt"))
         status.assert_existing_objects_matched()
-        if replay is not None:
-            replay_dir = os.path.join(path, "replay")
-            if os.path.isdir(replay_dir):
-                replay.load(replay_dir)
+        if self._store is not None:
+            record_path = os.path.join(path, _REPLAY_RECORD)
+            if os.path.exists(record_path):
+                with open(record_path) as f:
+                    for warning in self._store.read(json.load(f)):
+                        logging.warning("%s: %s", os.path.basename(path), warning)
             else:
                 logging.warning("checkpoint %s has no replay memory; refilling it", path)
         return state

@@ -71,7 +71,7 @@ class Config:
     output_dir: str = ""  # run directory ('' = runs/<env>)
     checkpoint_every: int = 250_000  # agent steps between checkpoints
     keep_checkpoints: int = 4  # newest complete checkpoints kept
-    checkpoint_replay: bool = False  # also save the replay memory (7 GB at 1M)
+    checkpoint_replay: bool = True  # save the replay with checkpoints, incrementally
     summary_every: int = 1_000  # agent steps between TensorBoard scalar writes
     export_every_eval: bool = True  # export a SavedModel at each eval that beats the best
     overwrite: bool = False  # delete an existing run with another config in output_dir
@@ -160,8 +160,11 @@ def _define_flags():
                     "SavedModels ('' = runs/<Game>). Rerunning resumes from it.")
     f.DEFINE_integer("checkpoint_every", d.checkpoint_every, "Agent steps between checkpoints.")
     f.DEFINE_integer("keep_checkpoints", d.keep_checkpoints, "Newest complete checkpoints kept.")
-    f.DEFINE_boolean("checkpoint_replay", d.checkpoint_replay, "Save the replay memory with each "
-                     "checkpoint (7 GB at capacity 1M) for an exact resume.")
+    f.DEFINE_boolean("checkpoint_replay", d.checkpoint_replay, "Save the replay memory with the "
+                     "checkpoints, so a resumed run learns as an uninterrupted one would. Each "
+                     "checkpoint writes only the transitions added since the previous one; the "
+                     "disk holds about one replay (7 GB at capacity 1M). Without it a resume "
+                     "refills --min_replay_size transitions before learning again.")
     f.DEFINE_integer("summary_every", d.summary_every, "Agent steps between TensorBoard writes.")
     f.DEFINE_boolean("export_every_eval", d.export_every_eval, "Export a SavedModel whenever an "
                      "evaluation beats the best so far.")

@@ -28,7 +28,8 @@ from dqn_tf import config as config_lib  # noqa: E402
 from dqn_tf.errors import OutputWriteError, UserInputError  # noqa: E402
 from dqn_tf.history import stack_shape  # noqa: E402
 
-_STATE_VERSION = 1
+_STATE_VERSION = 2  # 2: seeds from dqn_tf.seeding, incremental replay chunks.
+EXIT_STOPPED_BY_SIGNAL = 75  # EX_TEMPFAIL: checkpointed; rerun the same command to resume.
 LOSS_TAGS = {"huber": "Loss/Huber", "mse": "Loss/MSE"}  # TensorBoard tag of each --loss
 
 
@@ -138,32 +139,59 @@ def evaluate(agent: agent_lib.DqnAgent, env: atari_env.BatchedEnv, config: confi
 
 
 def train(config: config_lib.Config) -> dict:
-    """Runs (or resumes) training as `config` says; returns final statistics."""
+    """Runs (or resumes) training as `config` says; returns final statistics.
+
+    The run directory is locked for the whole run (`checkpointing.RunLock`).
+    """
     threads.set_tf_threads(config.intra_op_threads, config.jit_compile)
-    checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
-                                        config.overwrite)
+    lock = checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
+                                               config.overwrite)
+    try:
+        return _train_locked(config)
+    finally:
+        lock.release()
+
+
+def restore(config: config_lib.Config, agent: agent_lib.DqnAgent, env,
+            checkpointer: checkpointing.Checkpointer) -> dict | None:
+    """Resumes `agent` from the newest usable checkpoint; returns its run state, or None
+    for a new run.
+
+    The games that were in progress are not saved: the envs start new ones, on
+    streams of their own, and the replay ends the old ones as truncations.
+    """
+    path, state = checkpointer.restore_latest(
+        check_state=lambda saved: check_checkpoint_state(saved, config))
+    if state is None:
+        logging.info("starting a new run in %s", config.output_dir)
+        return None
+    agent.set_state(state["agent"])
+    agent.replay.end_open_episodes()
+    env.reseed(seeding.int_seeds(config.seed, "env", config.num_envs,
+                                 generation=agent.agent_steps))
+    print(f"Resuming from {path} at agent step {agent.agent_steps:,}.")
+    missing = config.min_replay_size - len(agent.replay)
+    if missing > 0:
+        # Without its replay (--nocheckpoint_replay) a resumed run refills before it learns.
+        print(f"The replay holds {len(agent.replay):,} transitions: the next {missing:,} agent "
+              f"steps refill it to --min_replay_size and count toward --num_steps, "
+              f"{missing // config.train_every:,} updates fewer than an uninterrupted run.")
+    return state["run"]
+
+
+def _train_locked(config: config_lib.Config) -> dict:
     env = build_env(config, seeding.int_seeds(config.seed, "env", config.num_envs))
     agent = build_agent(config, env)
-    checkpointer = checkpointing.Checkpointer(os.path.join(config.output_dir, "checkpoints"),
-                                              agent.trackables(), config.keep_checkpoints)
-    path, state = checkpointer.restore_latest(
-        agent.replay if config.checkpoint_replay else None,
-        check_state=lambda saved: check_checkpoint_state(saved, config))
+    checkpointer = checkpointing.Checkpointer(
+        os.path.join(config.output_dir, "checkpoints"), agent.trackables(),
+        config.keep_checkpoints, replay=agent.replay if config.checkpoint_replay else None)
     logdir = os.path.join(config.output_dir, "tensorboard")
     run_state = {"best_eval_return": None, "last_eval_return": None, "last_eval_step": None}
-    if state is not None:
-        agent.set_state(state["agent"])
-        run_state.update(state["run"])
-        # The games in progress were not saved: new games, on streams of their own.
-        env.reseed(seeding.int_seeds(config.seed, "env", config.num_envs,
-                                     generation=agent.agent_steps))
-        logging.info("resumed from %s at agent step %d", path, agent.agent_steps)
-        print(f"Resuming from {path} at agent step {agent.agent_steps:,}.")
-    else:
-        logging.info("starting a new run in %s", config.output_dir)
+    restored = restore(config, agent, env, checkpointer)
+    run_state.update(restored or {})
     # A killed process may have flushed points past the step we restart from (with no
     # checkpoint, that is every point): drop them so no step is plotted twice.
-    restart_step = agent.agent_steps if state is not None else -1
+    restart_step = agent.agent_steps if restored is not None else -1
     dropped = summaries.discard_events_after(logdir, restart_step, rewritten_tags=("config",))
     if dropped:
         print(f"Dropped {dropped} TensorBoard events that an earlier process logged past its "
@@ -181,8 +209,7 @@ def train(config: config_lib.Config) -> dict:
                  "config": dataclasses.asdict(config)}
         writer.flush()  # Every point up to this step is on disk before the checkpoint is.
         try:
-            return checkpointer.save(agent.agent_steps, state,
-                                     agent.replay if config.checkpoint_replay else None)
+            return checkpointer.save(agent.agent_steps, state)
         except (OSError, tf.errors.OpError) as error:
             kept = checkpointer.complete_checkpoints()
             survivor = (f"the previous checkpoint {kept[-1]} is intact" if kept
@@ -208,6 +235,9 @@ def train(config: config_lib.Config) -> dict:
 
     def run_evaluation(steps):
         """Evaluates at `steps`; returns the mean return, or None if a signal stopped it."""
+        budget = (f"games adding up to {config.eval_steps:,} agent steps" if config.eval_steps
+                  else f"{config.eval_episodes} games")
+        bar.write(f"evaluating at step {steps:,}: {budget}, epsilon {config.eval_epsilon}")
         returns = evaluate(agent, eval_env, config, should_stop=lambda: stop.requested)
         if returns is None:
             bar.write(f"evaluation at step {steps:,} stopped by a signal: the resumed run "
@@ -333,6 +363,11 @@ def main(argv):
         print(f"error: {error}", file=sys.stderr)
         sys.exit(4)
     print(json.dumps(result))
+    if result["stopped_by_signal"]:
+        print(f"stopped by a signal at agent step {result['agent_steps']:,} of "
+              f"{config.num_steps:,} with a checkpoint: rerun the same command to resume",
+              file=sys.stderr)
+        sys.exit(EXIT_STOPPED_BY_SIGNAL)
 
 
 if __name__ == "__main__":

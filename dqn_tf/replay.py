@@ -11,10 +11,13 @@ Each env's transitions live in their own circular segment of numpy arrays:
                              the next slot starts a new game
 
 Slots are addressed by an absolute, ever-growing index j (slot = j % C), so "is
-j still stored?" is a comparison. A stacked state at j is frames j-H+1..j; a
-frame is zero when it belongs to an earlier game (an episode_end lies between
-it and j) or was never written. Only the newest frame of a stack and its
-flags are stored: 1M transitions of Atari frames take 7.06 GB, not 4x that.
+j still stored?" is a comparison: env e holds j in [first_kept_e, num_added_e), where
+first_kept_e = num_added_e - C once the segment has wrapped (or later, after a
+restore that found only the newest part of a replay on disk). A stacked state at j
+is frames j-H+1..j; a frame is zero when it belongs to an earlier game (an
+episode_end lies between it and j) or was never written. Only the newest frame of a
+stack and its flags are stored: 1M transitions of Atari frames take 7.06 GB, not 4x
+that.
 
 Sampling index i (vectorised over the batch, redrawing only the failures)::
 
@@ -29,8 +32,6 @@ Sampling index i (vectorised over the batch, redrawing only the failures)::
     and for i+n ahead of it (the next observation must be written).
 """
 
-import json
-import os
 from typing import NamedTuple
 
 import numpy as np
@@ -38,8 +39,8 @@ import numpy as np
 from dqn_tf.errors import UserInputError
 from dqn_tf.history import stack_frames
 
-_FORMAT_VERSION = 1
-_ARRAYS = ("frames", "action", "reward", "terminal", "episode_end", "num_added")
+# The per-transition arrays, each [num_envs, segment_capacity, ...]: what is saved.
+TRANSITION_ARRAYS = ("frames", "action", "reward", "terminal", "episode_end")
 
 
 class Transitions(NamedTuple):
@@ -96,11 +97,33 @@ class ReplayMemory:
         self.terminal = np.zeros((e, c), bool)
         self.episode_end = np.zeros((e, c), bool)
         self.num_added = np.zeros(e, np.int64)  # Absolute index of each env's next slot.
+        # Absolute index of each env's oldest transition still held (older ones are gone).
+        self.restored_from = np.zeros(e, np.int64)
+        # Per env, the lowest absolute index whose slot changed since the memory was last
+        # written to or read from disk: `add` appends from num_added on, so only
+        # `end_open_episodes` lowers it. What a checkpoint must write is [unsaved_from,
+        # num_added).
+        self.unsaved_from = np.zeros(e, np.int64)
         self._discounts = gamma ** np.arange(n_step, dtype=np.float64)
+
+    def first_kept(self) -> np.ndarray:
+        """[E] absolute index of each env's oldest transition still held."""
+        return np.maximum(self.num_added - self.segment_capacity, self.restored_from)
 
     def __len__(self) -> int:
         """Transitions currently stored, over all envs."""
-        return int(np.minimum(self.num_added, self.segment_capacity).sum())
+        return int((self.num_added - self.first_kept()).sum())
+
+    def end_open_episodes(self) -> None:
+        """Ends each env's game in progress as a truncation, for a resume that starts new
+        games: its last transition is then never sampled (its true next state was never
+        seen) and no stack reaches back into it from the new game."""
+        last = self.num_added - 1
+        envs = np.flatnonzero(last >= self.first_kept())
+        slots = last[envs] % self.segment_capacity
+        changed = envs[~self.episode_end[envs, slots]]
+        self.episode_end[changed, last[changed] % self.segment_capacity] = True
+        self.unsaved_from[changed] = np.minimum(self.unsaved_from[changed], last[changed])
 
     def add(self, observation: np.ndarray, action: np.ndarray, reward: np.ndarray,
             terminal: np.ndarray, episode_end: np.ndarray,
@@ -128,7 +151,7 @@ class ReplayMemory:
 
     def _index_ranges(self):
         """Per env, the inclusive range [low, high] of absolute indices that can be sampled."""
-        oldest = np.maximum(self.num_added - self.segment_capacity, 0)
+        oldest = self.first_kept()
         low = np.where(oldest > 0, oldest + self.history_length - 1, 0)
         high = self.num_added - 1 - self.n_step
         return low, high
@@ -207,100 +230,3 @@ class ReplayMemory:
         a_tm1 = self.action[env, index % self.segment_capacity]
         return Transitions(s_tm1=both[:batch_size], a_tm1=a_tm1, r_t=r_t,
                            discount_t=discount_t, s_t=both[batch_size:])
-
-    # ---------------------------------------------------------------- saving
-
-    def _metadata(self) -> dict:
-        return {"format_version": _FORMAT_VERSION, "capacity": self.capacity,
-                "num_envs": self.num_envs, "observation_shape": list(self.observation_shape),
-                "observation_dtype": self.observation_dtype.name,
-                "history_length": self.history_length, "n_step": self.n_step,
-                "gamma": self.gamma}
-
-    def save(self, directory: str) -> None:
-        """Writes every array as `<name>.npy` (no pickle) plus `replay.json`."""
-        os.makedirs(directory, exist_ok=True)
-        for name in _ARRAYS:
-            np.save(os.path.join(directory, name + ".npy"), getattr(self, name),
-                    allow_pickle=False)
-        state = dict(self._metadata(), rng_state=self.rng.bit_generator.state)
-        with open(os.path.join(directory, "replay.json"), "w") as f:
-            json.dump(state, f)
-
-    def load(self, directory: str) -> None:
-        """Restores a memory written by `save` with the same configuration.
-
-        Every file is checked to exist, and the metadata to match, before any
-        array is read.
-
-        Raises:
-          UserInputError: a file is missing, unreadable, or from another configuration.
-        """
-        paths = {name: os.path.join(directory, name + ".npy") for name in _ARRAYS}
-        meta_path = os.path.join(directory, "replay.json")
-        missing = [p for p in list(paths.values()) + [meta_path] if not os.path.exists(p)]
-        if missing:
-            raise UserInputError(f"replay in {directory} is incomplete (missing "
-                                 f"{os.path.basename(missing[0])}); resume from another checkpoint")
-        try:
-            with open(meta_path) as f:
-                state = json.load(f)
-        except (OSError, ValueError) as error:
-            raise UserInputError(f"replay metadata {meta_path} is unreadable ({error})") from None
-        expected = self._metadata()
-        differ = [k for k in expected if state.get(k) != expected[k]]
-        if differ:
-            k = differ[0]
-            raise UserInputError(f"replay in {directory} was saved with {k}={state.get(k)!r}, "
-                                 f"this run has {expected[k]!r}; use a matching config")
-        headers = {}
-        for name, path in paths.items():  # Check every header before touching memory.
-            want = getattr(self, name)
-            try:
-                headers[name] = _read_npy_header(path)
-            except (OSError, ValueError) as error:
-                raise UserInputError(f"replay file {path} is corrupt ({error}); resume from "
-                                     "another checkpoint") from None
-            shape, dtype, offset = headers[name]
-            if shape != want.shape or dtype != want.dtype:
-                raise UserInputError(f"replay file {path} has shape {shape} {dtype}, "
-                                     f"expected {want.shape} {want.dtype}")
-            if os.path.getsize(path) != offset + want.nbytes:
-                raise UserInputError(f"replay file {path} is truncated ({os.path.getsize(path)} "
-                                     f"bytes, expected {offset + want.nbytes}); resume from "
-                                     "another checkpoint")
-        try:  # In place: a 7 GB memory is never held twice.
-            for name, path in paths.items():
-                _read_into(path, headers[name][2], getattr(self, name))
-        except OSError as error:
-            self.num_added[:] = 0  # Half-read contents are unusable: leave the memory empty.
-            raise UserInputError(f"replay in {directory} could not be read ({error}); resume "
-                                 "from another checkpoint") from None
-        self.rng.bit_generator.state = state["rng_state"]
-
-
-def _read_npy_header(path: str) -> tuple:
-    """(shape, dtype, data offset) of a `.npy` file, refusing object arrays."""
-    with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        readers = {(1, 0): np.lib.format.read_array_header_1_0,
-                   (2, 0): np.lib.format.read_array_header_2_0}
-        if version not in readers:
-            raise ValueError(f"unsupported .npy version {version}")
-        shape, fortran_order, dtype = readers[version](f)
-        if fortran_order or dtype.hasobject:
-            raise ValueError("not a C-ordered plain array")
-        return tuple(shape), dtype, f.tell()
-
-
-def _read_into(path: str, offset: int, array: np.ndarray) -> None:
-    """Fills C-contiguous `array` from the raw bytes of `path` starting at `offset`."""
-    view = memoryview(array.reshape(-1).view(np.uint8))
-    with open(path, "rb") as f:
-        f.seek(offset)
-        position, chunk = 0, 64 << 20
-        while position < len(view):
-            read = f.readinto(view[position:position + chunk])
-            if not read:
-                raise OSError(f"{path} ended after {position} of {len(view)} bytes")
-            position += read

@@ -76,28 +76,66 @@ def test_foreign_checkpoint_shape_is_refused(tmp_path):
         other.restore_latest()
 
 
-def test_replay_saved_beside_and_restored(tmp_path):
-    saver, _ = make_checkpointer(tmp_path)
-    memory = ReplayMemory(20, (2,), np.float32, history_length=1)
-    for i in range(5):
+def add_transitions(memory, values):
+    for i in values:
         memory.add(np.full((1, 2), i, np.float32), np.array([i]), np.array([1.0]),
                    np.array([False]), np.array([False]))
-    saver.save(5, {"step": 5}, replay=memory)
-    fresh = ReplayMemory(20, (2,), np.float32, history_length=1)
-    make_checkpointer(tmp_path)[0].restore_latest(replay=fresh)
-    np.testing.assert_array_equal(fresh.frames, memory.frames)
-    assert fresh.num_added.tolist() == [5]
+
+
+def test_replay_is_saved_incrementally_and_restored(tmp_path):
+    variable = tf.Variable(np.zeros(3, np.float32))
+    memory = ReplayMemory(32, (2,), np.float32, history_length=1)
+    saver = checkpointing.Checkpointer(str(tmp_path), {"v": variable}, keep=2, replay=memory)
+    add_transitions(memory, range(5))
+    saver.save(5, {"step": 5})
+    first_bytes = saver.last_replay_bytes
+    add_transitions(memory, range(5, 7))
+    saver.save(7, {"step": 7})
+    assert 0 < saver.last_replay_bytes < first_bytes  # Only transitions 5 and 6.
+    fresh = ReplayMemory(32, (2,), np.float32, history_length=1)
+    restorer = checkpointing.Checkpointer(str(tmp_path), {"v": variable}, replay=fresh)
+    assert restorer.restore_latest()[1] == {"step": 7}
+    np.testing.assert_array_equal(fresh.frames[0, :7], memory.frames[0, :7])
+    assert fresh.num_added.tolist() == [7] and fresh.unsaved_from.tolist() == [7]
+
+
+def test_a_failed_save_leaves_no_replay_chunks(tmp_path):
+    variable = tf.Variable(np.zeros(3, np.float32))
+    memory = ReplayMemory(32, (2,), np.float32, history_length=1)
+    saver = checkpointing.Checkpointer(str(tmp_path), {"v": variable}, replay=memory)
+    add_transitions(memory, range(5))
+    saver.save(5, {"step": 5})
+    chunks = sorted(os.listdir(tmp_path / "replay"))
+    add_transitions(memory, range(5, 9))
+    with pytest.raises(TypeError):
+        saver.save(9, {"step": object()})  # state.json cannot be written.
+    assert sorted(os.listdir(tmp_path / "replay")) == chunks
+    assert memory.unsaved_from.tolist() == [5]  # The next save writes 5..8 again.
+    saver.save(9, {"step": 9})
+    assert len(os.listdir(tmp_path / "replay")) > len(chunks)
+
+
+def test_a_second_process_on_a_run_directory_is_refused(tmp_path):
+    run = str(tmp_path / "run")
+    lock = checkpointing.prepare_run_directory(run, {"env": "A"}, overwrite=False)
+    with pytest.raises(UserInputError, match=f"in use by another dqn_tf process \\(pid "
+                                             f"{os.getpid()}\\)"):
+        checkpointing.prepare_run_directory(run, {"env": "A"}, overwrite=False)
+    lock.release()  # As the kernel does when the holder dies, however it dies.
+    checkpointing.prepare_run_directory(run, {"env": "A"}, overwrite=False).release()
 
 
 def test_run_directory_refuses_other_config_unless_overwrite(tmp_path):
     run = str(tmp_path / "run")
-    checkpointing.prepare_run_directory(run, {"env": "A", "sizes": (1, 2)}, overwrite=False)
-    checkpointing.prepare_run_directory(run, {"env": "A", "sizes": (1, 2)}, overwrite=False)
+    for _ in range(2):
+        checkpointing.prepare_run_directory(run, {"env": "A", "sizes": (1, 2)},
+                                            overwrite=False).release()
     os.makedirs(os.path.join(run, "checkpoints", "ckpt-000000000001"))
     with pytest.raises(UserInputError) as error:
         checkpointing.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)}, overwrite=False)
     assert "env: 'A' -> 'B'" in str(error.value) and "--overwrite" in str(error.value)
-    checkpointing.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)}, overwrite=True)
+    checkpointing.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)},
+                                        overwrite=True).release()
     assert not os.path.exists(os.path.join(run, "checkpoints"))
     with open(os.path.join(run, "config.json")) as f:
         assert json.load(f)["env"] == "B"

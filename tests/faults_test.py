@@ -120,19 +120,59 @@ def test_sigkill_at_random_moments_then_rerun_resumes_to_the_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_sigterm_writes_a_checkpoint_and_exits_zero(tmp_path):
+def test_sigterm_writes_a_checkpoint_and_exits_75_to_be_resumed(tmp_path):
     out = str(tmp_path / "run")
     training = Training(out, "--num_steps=1000000")
     assert training.started.wait(120)
     time.sleep(2.0)
     sent = time.monotonic()
     training.proc.send_signal(signal.SIGTERM)
-    assert training.wait(timeout=30) == 0
+    # Not 0: a job runner that restarts failed jobs must rerun it (EX_TEMPFAIL).
+    assert training.wait(timeout=30) == main_lib.EXIT_STOPPED_BY_SIGNAL == 75
     assert time.monotonic() - sent < 30
     result = json.loads(training.lines[-1])
     assert result["stopped_by_signal"] and result["agent_steps"] > 0
     assert checkpoint_steps(out)[-1] == result["agent_steps"]  # The step it stopped at.
     assert max(raw_scalar_steps(os.path.join(out, "tensorboard"))["Train/Epsilon"]) > 0
+
+
+@pytest.mark.slow
+def test_sigterm_stops_an_evaluation_within_seconds_and_the_resume_redoes_it(tmp_path):
+    out = str(tmp_path / "run")
+    # An evaluation of 10,000 games at step 1,000 would take far longer than a grace period.
+    training = Training(out, "--num_steps=3000", "--eval_every=1000", "--eval_episodes=10000")
+    deadline = time.monotonic() + 120
+    while not any(line.startswith("evaluating at step 1,000") for line in training.lines):
+        assert time.monotonic() < deadline and training.proc.poll() is None, training.lines
+        time.sleep(0.1)
+    time.sleep(1.0)
+    sent = time.monotonic()
+    training.proc.send_signal(signal.SIGTERM)
+    assert training.wait(timeout=30) == 75
+    assert time.monotonic() - sent < 10, "the evaluation did not stop within seconds"
+    assert checkpoint_steps(out)[-1] == 1000
+    assert "Eval/AverageReturns" not in raw_scalar_steps(os.path.join(out, "tensorboard"))
+    resumed = run(out, "--num_steps=1500", "--eval_every=1000", "--eval_episodes=2")
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "at agent step 1,000." in resumed.stdout
+    assert "eval at step 1,000:" in resumed.stdout  # Redone first, before training on.
+    steps = raw_scalar_steps(os.path.join(out, "tensorboard"))
+    assert steps["Eval/AverageReturns"] == [1000, 1500]
+
+
+@pytest.mark.slow
+def test_a_second_process_on_a_run_in_use_is_refused_until_the_first_dies(tmp_path):
+    out = str(tmp_path / "run")
+    training = Training(out, "--num_steps=1000000")
+    assert training.started.wait(120)
+    second = run(out, "--num_steps=500")
+    assert second.returncode == 2
+    [error] = error_lines(second)
+    assert f"is in use by another dqn_tf process (pid {training.proc.pid})" in error
+    training.proc.send_signal(signal.SIGKILL)  # The kernel drops the lock with the process.
+    training.wait()
+    again = run(out, "--num_steps=500")
+    assert again.returncode == 0, again.stderr[-2000:]
 
 
 def test_second_interrupt_exits_at_once():
@@ -168,10 +208,13 @@ def test_write_error_while_checkpointing_keeps_the_previous_one_and_stops(tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_damaged_replay_file_falls_back_to_the_previous_checkpoint(tmp_path, damage):
+def test_a_damaged_replay_chunk_costs_older_transitions_not_the_checkpoint(tmp_path, damage):
     out = str(tmp_path / "run")
     assert run(out, "--num_steps=500").returncode == 0
-    frames = os.path.join(out, "checkpoints", "ckpt-000000000500", "replay", "frames.npy")
+    with open(os.path.join(out, "checkpoints", "ckpt-000000000500", "replay.json")) as f:
+        chunks = json.load(f)["chunks"]
+    assert [(c["first"], c["end"]) for c in chunks][:2] == [(0, 250), (250, 500)]
+    frames = os.path.join(out, "checkpoints", "replay", chunks[0]["name"], "frames.npy")
     with open(frames, "r+b") as f:
         if damage == "truncate":
             f.truncate(os.path.getsize(frames) - 64)
@@ -182,9 +225,10 @@ def test_damaged_replay_file_falls_back_to_the_previous_checkpoint(tmp_path, dam
             f.write(bytes([byte[0] ^ 0xFF]))
     proc = run(out, "--num_steps=750")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "at agent step 250." in proc.stdout
+    assert "at agent step 500." in proc.stdout  # The newest checkpoint, with its weights.
     reason = "bytes, expected" if damage == "truncate" else "checksum mismatch"
-    assert "skipping checkpoint" in proc.stderr and reason in proc.stderr
+    assert "lost its 250 oldest transitions" in proc.stderr and reason in proc.stderr
+    assert "The replay holds 250 transitions: the next 250 agent steps refill it" in proc.stdout
 
 
 @pytest.mark.slow
@@ -224,7 +268,8 @@ def test_output_dir_with_another_config_or_unwritable_is_refused(tmp_path):
 
 def test_checkpoint_state_of_another_run_is_named():
     config = config_lib.Config(env="ALE/Pong-v5")
-    state = json.loads(json.dumps({"version": 1, "config": dataclasses.asdict(config)}))
+    state = json.loads(json.dumps({"version": main_lib._STATE_VERSION,
+                                   "config": dataclasses.asdict(config)}))
     main_lib.check_checkpoint_state(state, config)
     with pytest.raises(UserInputError, match="--env=ALE/Pong-v5, not"):
         main_lib.check_checkpoint_state(state, dataclasses.replace(config, env="ALE/Breakout-v5"))

@@ -2,12 +2,9 @@
 
 import sys
 
-import os
-
 import numpy as np
 import pytest
 
-from dqn_tf.errors import UserInputError
 from dqn_tf.replay import ReplayMemory
 
 
@@ -166,46 +163,47 @@ def test_sampling_is_uniform_over_valid_indices():
     assert counts.min() > 380 and counts.max() < 620  # Expect 500 each.
 
 
-def test_save_load_round_trip_without_pickle(tmp_path):
-    memory = ReplayMemory(50, (84, 84), history_length=4, seed=3)
-    add_frames(memory, range(1, 80), terminal={30}, episode_end={30, 60})
-    memory.save(str(tmp_path))
-    for name in ("frames", "action", "reward", "terminal", "episode_end", "num_added"):
-        with open(tmp_path / f"{name}.npy", "rb") as f:
-            assert b"pickle" not in f.read(200)
-    restored = ReplayMemory(50, (84, 84), history_length=4, seed=99)
-    restored.load(str(tmp_path))
-    a, b = memory.sample(8), restored.sample(8)  # Same RNG state -> same batch.
-    for x, y in zip(a, b):
-        np.testing.assert_array_equal(x, y)
+def test_end_open_episodes_makes_a_resume_boundary_a_truncation():
+    """A resumed run starts new games: the interrupted game's last transition must not
+    bootstrap from the new game's first frame, and no stack may mix the two games."""
+    memory = ReplayMemory(100, (84, 84), history_length=4, n_step=1)
+    add_frames(memory, range(1, 8))  # Game A: frames 1..7, still running at the checkpoint.
+    memory.unsaved_from[:] = memory.num_added  # As just restored: all of it is on disk.
+    memory.end_open_episodes()
+    assert memory.episode_end[0, 6] and not memory.terminal[0, 6]
+    assert memory.unsaved_from[0] == 6  # That slot changed: the next checkpoint rewrites it.
+    add_frames(memory, range(101, 110))  # Game B after the resume.
+    valid, *_ = memory._horizon(np.zeros(2, int), np.array([5, 6]))
+    assert valid.tolist() == [True, False]  # Index 6 (frame 7) would bootstrap from B.
+    stack = memory.stacks(np.array([0]), np.array([8]))  # B's second frame.
+    assert stack[0, :, 0, 0].tolist() == [0, 0, 101, 102]
+    for _ in range(30):
+        batch = memory.sample(32)
+        stacks, newest = batch.s_tm1[:, :, 0, 0], batch.s_tm1[:, -1, 0, 0]
+        in_a = (stacks >= 1) & (stacks <= 7)  # Game A's frames (0 is padding).
+        assert not (in_a[:, -1] & (batch.s_t[:, -1, 0, 0] > 100)).any()  # Never A -> B.
+        assert not (in_a & (newest[:, None] > 100)).any()  # No A frame in a B stack.
 
 
-def test_load_checks_every_file_before_reading(tmp_path):
-    memory = ReplayMemory(50, (84, 84))
-    add_frames(memory, range(1, 10))
-    memory.save(str(tmp_path))
-    os.remove(tmp_path / "reward.npy")
-    fresh = ReplayMemory(50, (84, 84))
-    with pytest.raises(UserInputError, match="reward.npy"):
-        fresh.load(str(tmp_path))
-    assert fresh.num_added.sum() == 0  # Nothing was half-loaded.
+def test_end_open_episodes_leaves_ended_games_and_empty_envs_alone():
+    memory = ReplayMemory(100, (1,), np.float32, history_length=1, num_envs=3)
+    mask = np.array([True, True, False])
+    for j in range(4):
+        memory.add(np.full((3, 1), j, np.float32), np.zeros(3), np.zeros(3),
+                   np.zeros(3, bool), np.array([False, j == 3, False]), env_mask=mask)
+    memory.unsaved_from[:] = memory.num_added
+    memory.end_open_episodes()
+    assert memory.episode_end[0, 3] and memory.unsaved_from.tolist() == [3, 4, 0]
 
 
-def test_load_refuses_another_configuration(tmp_path):
-    memory = ReplayMemory(50, (84, 84))
-    memory.save(str(tmp_path))
-    with pytest.raises(UserInputError, match="capacity"):
-        ReplayMemory(60, (84, 84)).load(str(tmp_path))
-
-
-def test_load_reports_a_truncated_file(tmp_path):
-    memory = ReplayMemory(50, (84, 84))
-    add_frames(memory, range(1, 10))
-    memory.save(str(tmp_path))
-    path = tmp_path / "frames.npy"
-    path.write_bytes(path.read_bytes()[:1000])
-    with pytest.raises(UserInputError, match="frames.npy"):
-        ReplayMemory(50, (84, 84)).load(str(tmp_path))
+def test_a_partly_restored_memory_samples_only_what_it_holds():
+    memory = ReplayMemory(100, (1,), np.float32, history_length=2, n_step=1)
+    add_frames(memory, range(1, 41))
+    memory.restored_from[:] = 30  # Transitions 0..29 were lost on restore.
+    assert len(memory) == 10
+    low, high = memory._index_ranges()
+    assert (low[0], high[0]) == (31, 38)  # Room for a full stack above the loss.
+    assert memory.sample(256).s_tm1.min() >= 31
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.

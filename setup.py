@@ -13,11 +13,18 @@ setup(
     packages=["dqn_tf"],
     python_requires=">=3.10",
     install_requires=[
-        # CPU build; on a CUDA machine install `tensorflow[and-cuda]==2.21.*` instead.
-        "tensorflow-cpu==2.21.*",
-        "tensorboard==2.21.*",  # tf.summary needs it; tensorflow-cpu does not pull it in.
+        # One TensorFlow distribution, for CPU and GPU alike: `tensorflow` runs on any
+        # x86-64 CPU, and the `and-cuda` extra below adds NVIDIA's CUDA libraries to the
+        # same package. (`tensorflow-cpu` plus `tensorflow[and-cuda]` would be two
+        # distributions writing the same tensorflow/ directory.)
+        "tensorflow==2.21.*",
+        # dqn_tf.optimizers builds on Keras's optimizer internals: tested on 3.12-3.15.
+        "keras>=3.12,<3.16",
+        "tensorboard==2.21.*",  # tf.summary needs it.
         "gymnasium>=1.2,<2",
-        "ale-py>=0.11,<0.13",  # Ships the Atari ROMs: no AutoROM step.
+        # Ships the Atari ROMs. 0.11's vector env counts the frame cap in agent steps
+        # and ignores seed 0.
+        "ale-py>=0.12.1,<0.13",
         "numpy>=1.26",
         "absl-py>=2.1",
         "opencv-python-headless>=4.10",  # No GUI libraries needed on servers.
@@ -25,5 +32,8 @@ setup(
         "imageio>=2.34",
         "imageio-ffmpeg>=0.5",  # Bundles an ffmpeg binary for MP4 videos.
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={
+        "and-cuda": ["tensorflow[and-cuda]==2.21.*"],  # `pip install -e ".[and-cuda]"`
+        "test": ["pytest>=8"],
+    },
 )

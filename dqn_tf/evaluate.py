@@ -17,17 +17,15 @@ import os
 import sys
 import tempfile
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags, logging
+import numpy as np
+import tensorflow as tf
+import tqdm
 
-from absl import app, flags, logging  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tqdm  # noqa: E402
-
-from dqn_tf import atari_env, protocols, run_loop, seeding, threads  # noqa: E402
-from dqn_tf.errors import UserInputError  # noqa: E402
-from dqn_tf.export import FORMAT, METADATA_ASSET  # noqa: E402  (imports no trainer code)
-from dqn_tf.history import stack_shape  # noqa: E402
+from dqn_tf import atari_env, protocols, run_loop, seeding, threads
+from dqn_tf.errors import UserInputError
+from dqn_tf.export import FORMAT, METADATA_ASSET  # Imports no trainer code.
+from dqn_tf.history import stack_shape
 
 
 def load_policy(directory: str):

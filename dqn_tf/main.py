@@ -14,19 +14,17 @@ import signal
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Before TF loads: hide C++ info logs.
+from absl import app, flags, logging
+import numpy as np
+import tensorflow as tf
+import tqdm
 
-from absl import app, flags, logging  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
-import tqdm  # noqa: E402
-
-from dqn_tf import agent as agent_lib  # noqa: E402
-from dqn_tf import atari_env, checkpointing, export, networks, optimizers, replay, run_loop  # noqa: E402,E501
-from dqn_tf import seeding, summaries, threads  # noqa: E402
-from dqn_tf import config as config_lib  # noqa: E402
-from dqn_tf.errors import OutputWriteError, UserInputError  # noqa: E402
-from dqn_tf.history import stack_shape  # noqa: E402
+from dqn_tf import agent as agent_lib
+from dqn_tf import atari_env, checkpointing, export, networks, optimizers, replay, run_loop
+from dqn_tf import seeding, summaries, threads
+from dqn_tf import config as config_lib
+from dqn_tf.errors import OutputWriteError, UserInputError
+from dqn_tf.history import stack_shape
 
 _STATE_VERSION = 2  # 2: seeds from dqn_tf.seeding, incremental replay chunks.
 EXIT_STOPPED_BY_SIGNAL = 75  # EX_TEMPFAIL: checkpointed; rerun the same command to resume.

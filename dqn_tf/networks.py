@@ -22,8 +22,10 @@ def nature_cnn(num_actions: int, input_shape: tuple = (NATURE_DQN_STACK_SIZE, 84
         `history.stack_shape`). The graph moves H last for TF's CPU convolutions.
     """
     inputs = keras.Input(shape=input_shape, dtype="uint8", name="stacked_frames")
-    x = keras.layers.Permute((2, 3, 1), name="history_last")(inputs)
-    x = keras.layers.Rescaling(1.0 / 255.0)(x)
+    # Scale to float before moving H last: a uint8 transpose makes oneDNN log an error
+    # line ("supports DT_UINT8 only on platforms with AVX-512") and fall back anyway.
+    x = keras.layers.Rescaling(1.0 / 255.0)(inputs)
+    x = keras.layers.Permute((2, 3, 1), name="history_last")(x)
     x = keras.layers.Conv2D(32, 8, strides=4, activation="relu")(x)
     x = keras.layers.Conv2D(64, 4, strides=2, activation="relu")(x)
     x = keras.layers.Conv2D(64, 3, strides=1, activation="relu")(x)

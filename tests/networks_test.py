@@ -24,8 +24,8 @@ def test_cnn_scales_uint8_inside_the_model():
     model = networks.nature_cnn(3)
     x = np.random.default_rng(0).integers(0, 256, (2, 4, 84, 84), dtype=np.uint8)
     from_uint8 = model(x).numpy()
-    # Bypass the Permute and Rescaling layers: feed channels-last x/255 to the rest.
-    assert [type(layer).__name__ for layer in model.layers[1:3]] == ["Permute", "Rescaling"]
+    # Bypass the Rescaling and Permute layers: feed channels-last x/255 to the rest.
+    assert [type(layer).__name__ for layer in model.layers[1:3]] == ["Rescaling", "Permute"]
     rest = model.layers[3:]
     y = x.transpose(0, 2, 3, 1).astype(np.float32) / 255.0
     for layer in rest:

@@ -13,8 +13,8 @@ setup(
     packages=["dqn_tf"],
     python_requires=">=3.10",
     install_requires=[
-        # One TensorFlow distribution, for CPU and GPU alike: `tensorflow` runs on any
-        # x86-64 CPU, and the `and-cuda` extra below adds NVIDIA's CUDA libraries to the
+        # One TensorFlow distribution, for CPU and GPU alike: `tensorflow` runs on x86-64
+        # CPUs with AVX, and the `and-cuda` extra below adds NVIDIA's CUDA libraries to the
         # same package. (`tensorflow-cpu` plus `tensorflow[and-cuda]` would be two
         # distributions writing the same tensorflow/ directory.)
         "tensorflow==2.21.*",

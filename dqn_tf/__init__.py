@@ -62,7 +62,7 @@ def _import_tensorflow() -> None:
     `cuInit` is logged as an error (E0000 ... failed call to cuInit): that line is
     dropped too, and kept where a GPU exists, where it is a real problem.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # Info logs of TF's C++ runtime.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")  # C++ INFO logs off, warnings on.
     if "tensorflow" in sys.modules:
         return
     sys.stderr.flush()

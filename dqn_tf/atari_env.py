@@ -53,6 +53,9 @@ from ale_py.vector_env import AtariVectorEnv
 from dqn_tf.errors import UserInputError
 
 gym.register_envs(ale_py)
+# The ALE prints a banner ("A.L.E: Arcade Learning Environment ... Powered by Stella") per
+# process at Info level; its warnings and errors still show.
+ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Warning)
 ENV_BACKENDS = ("ale_vector", "gymnasium")
 
 ATARI_FRAME_SHAPE = (84, 84)

@@ -31,12 +31,15 @@ import zlib
 
 import tensorflow as tf
 
+from dqn_tf import replay_store
 from dqn_tf.errors import UserInputError
 from dqn_tf.replay import ReplayMemory
 from dqn_tf.replay_store import ReplayStore
 
 _PREFIX = "ckpt-"
 _REPLAY_RECORD = "replay.json"
+_REPLACED = ".replaced-"  # ckpt-N.replaced-<pid>: set aside while ckpt-N is rewritten.
+_DAMAGED = ".damaged"  # ckpt-N.damaged: failed to restore; kept for inspection, never read.
 
 
 def _write_json(path: str, value) -> None:
@@ -47,7 +50,7 @@ def _write_json(path: str, value) -> None:
 
 
 def _crc32(path: str) -> int:
-    """CRC-32 of a file's bytes (about 6 GB/s: a 7 GB replay checks in seconds)."""
+    """CRC-32 of a file's bytes."""
     crc = 0
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(16 << 20), b""):
@@ -170,30 +173,46 @@ def _check_or_write_config(output_dir: str, learning_config: dict, overwrite: bo
     tmp = path + ".tmp"
     _write_json(tmp, learning_config)
     os.replace(tmp, path)
+    replay_store.fsync_directory(output_dir)
 
 
 class Checkpointer:
     """Writes and restores complete checkpoints of TF objects, JSON state and the replay."""
 
     def __init__(self, directory: str, trackables: dict, keep: int = 4,
-                 replay: ReplayMemory | None = None):
+                 replay: ReplayMemory | None = None, read_only: bool = False):
         """Args:
           directory: where the `ckpt-<step>` directories live.
           trackables: TF objects for `tf.train.Checkpoint` (networks, optimizer).
           keep: newest complete checkpoints to keep.
           replay: the memory to save incrementally with each checkpoint and to restore
             (chunks under `<directory>/replay/`, see `dqn_tf.replay_store`), or None.
+          read_only: only restore, and change nothing on disk: for a reader of a run
+            that another process may be writing (`dqn_tf.export`). A writer holds the
+            run's `RunLock` and cleans up after a crash.
         """
         self.directory = directory
         self._checkpoint = tf.train.Checkpoint(**trackables)
         self._keep = keep
-        self._store = (ReplayStore(os.path.join(directory, "replay"), replay)
+        self._read_only = read_only
+        self._replay_directory = os.path.join(directory, "replay")
+        self._store = (ReplayStore(self._replay_directory, replay)
                        if replay is not None else None)
         self.last_replay_bytes = 0  # Replay bytes the last `save` wrote.
+        if read_only:
+            return
         os.makedirs(directory, exist_ok=True)
         for stale in glob.glob(os.path.join(directory, "*.partial-*")):
             shutil.rmtree(stale, ignore_errors=True)
-        self._sweep_replay()  # Chunks of a write that a kill interrupted.
+        for replaced in glob.glob(os.path.join(directory, f"*{_REPLACED}*")):
+            # A crash while replacing a checkpoint of the same step: keep whichever is whole.
+            final = replaced.split(_REPLACED)[0]
+            if os.path.exists(os.path.join(final, "COMPLETE")):
+                shutil.rmtree(replaced, ignore_errors=True)
+            else:
+                shutil.rmtree(final, ignore_errors=True)
+                os.rename(replaced, final)
+        self._sweep_replay(newest=None)  # Chunks of a write that a kill interrupted.
 
     def complete_checkpoints(self) -> list:
         """Paths of complete checkpoints, oldest first."""
@@ -227,25 +246,31 @@ class Checkpointer:
                 _write_json(os.path.join(partial, _REPLAY_RECORD), record)
             _write_json(os.path.join(partial, "MANIFEST.json"), _manifest(partial))
             _write_json(os.path.join(partial, "COMPLETE"), {"step": step})
-            if os.path.exists(final):  # Same step saved before a crash: replace it.
-                shutil.rmtree(final)
+            replaced = None
+            if os.path.exists(final):  # The same step again: set the old one aside first.
+                replaced = f"{final}{_REPLACED}{os.getpid()}"
+                os.rename(final, replaced)
             os.rename(partial, final)
+            replay_store.fsync_directory(self.directory)
+            if replaced is not None:
+                shutil.rmtree(replaced)
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
-            self._sweep_replay()
+            self._sweep_replay(newest=None)
             raise
         if record is not None:
             self.last_replay_bytes = self._store.new_bytes(record)
             self._store.commit(record)
         for old in self.complete_checkpoints()[:-self._keep]:
             shutil.rmtree(old, ignore_errors=True)
-        self._sweep_replay()
+        self._sweep_replay(newest=record)
         return final
 
-    def _sweep_replay(self) -> None:
-        """Deletes replay chunks that no kept checkpoint needs (`ReplayStore.sweep`)."""
-        if self._store is None:
-            return
+    def _sweep_replay(self, newest: dict | None) -> None:
+        """Deletes replay chunks that no kept checkpoint needs (`replay_store.sweep`),
+        judged against `newest`, the replay record the run goes on from (None: delete
+        only chunks that no kept checkpoint references). Runs with or without a replay
+        in this run, so turning --checkpoint_replay off on resume frees its disk."""
         records = []
         for path in self.complete_checkpoints():
             try:
@@ -253,7 +278,7 @@ class Checkpointer:
                     records.append(json.load(f))
             except (OSError, ValueError):
                 continue  # No replay saved, or unreadable: it needs no chunk.
-        self._store.sweep(records, records[-1] if records else None)
+        replay_store.sweep(self._replay_directory, records, newest)
 
     def restore_latest(self, check_state=None) -> tuple:
         """Restores the newest checkpoint that verifies and loads.
@@ -274,14 +299,22 @@ class Checkpointer:
           UserInputError: checkpoints exist but none can be restored.
         """
         candidates = self.complete_checkpoints()
-        problems = []
+        problems, skipped = [], []
         for path in reversed(candidates):
             try:
-                return path, self._restore(path, check_state)
+                state = self._restore(path, check_state)
             except (UserInputError, ValueError, tf.errors.OpError, OSError) as error:
                 message = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
                 problems.append(f"{os.path.basename(path)}: {message}")
+                skipped.append(path)
                 logging.warning("skipping checkpoint %s: %s", path, message)
+                continue
+            if not self._read_only:
+                for bad in skipped:  # Newer than the one resumed from, and unusable.
+                    os.rename(bad, f"{bad}{_DAMAGED}")
+                    logging.warning("set %s aside as %s%s", bad, os.path.basename(bad),
+                                    _DAMAGED)
+            return path, state
         if problems:
             raise UserInputError(f"no checkpoint in {self.directory} can be restored "
                                  f"({'; '.join(problems)[:400]}); use another --output_dir or "

@@ -24,7 +24,7 @@ RESUMABLE_FIELDS = frozenset({
     "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act", "intra_op_threads",
     "eval_steps",
 })
-LOSSES = ["huber", "mse"]  # agent.LOSSES, kept here so that flags load no TF.
+LOSSES = ["huber", "mse"]  # agent.LOSSES (tests/config_test.py checks they agree).
 
 
 @dataclasses.dataclass(frozen=True)

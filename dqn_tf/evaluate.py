@@ -120,18 +120,19 @@ def evaluate(saved_model: str, protocol: protocols.Protocol, *, episodes: int = 
         writer = imageio.get_writer(video, fps=max(1, 60 // info["action_repeat"]),
                                     codec="libx264", macro_block_size=1)
     bar = tqdm.tqdm(total=episodes, unit="game", disable=not progress)
-    tracker = run_loop.EpisodeTracker(1)
-    episodes_done = []
+
+    def record(timestep):
+        if writer is not None and bar.n < video_episodes:
+            writer.append_data(env.games[0].rgb_screen())
+
+    def count(episode):
+        bar.update(1)
+        bar.set_postfix({"return": f"{episode.episode_return:.1f}"})
+
     try:
-        for timestep, _ in run_loop.run_loop(lambda ts: actor.step(ts, protocol.epsilon), env):
-            if writer is not None and len(episodes_done) < video_episodes:
-                writer.append_data(env.games[0].rgb_screen())
-            for episode in tracker.observe(timestep):
-                episodes_done.append(episode)
-                bar.update(1)
-                bar.set_postfix({"return": f"{episode.episode_return:.1f}"})
-            if len(episodes_done) >= episodes:
-                break
+        episodes_done = run_loop.run_episodes(actor, env, protocol.epsilon,
+                                              num_episodes=episodes, on_episode=count,
+                                              on_timestep=record)
     finally:
         bar.close()
         env.close()

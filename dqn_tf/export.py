@@ -121,7 +121,8 @@ def main(argv):
         optimizer.build(online.trainable_variables)
         checkpointer = checkpointing.Checkpointer(
             os.path.join(run_dir, "checkpoints"),
-            dict(online_network=online, target_network=target, optimizer=optimizer))
+            dict(online_network=online, target_network=target, optimizer=optimizer),
+            read_only=True)  # The run may be training: touch nothing of it.
         path, state = checkpointer.restore_latest()
         if path is None:
             raise UserInputError(f"--checkpoint_dir={run_dir} has no complete checkpoint yet; "

@@ -177,7 +177,33 @@ def restore(config: config_lib.Config, agent: agent_lib.DqnAgent, env,
     return state["run"]
 
 
+def evaluation_owed(steps: int, *, eval_every: int, num_steps: int,
+                    last_eval_step: int | None) -> bool:
+    """Whether an evaluation is owed at agent step `steps`.
+
+    One is due at each multiple of `eval_every` (the first step at or past it, with
+    several envs) and at the end of training; it is owed until it has run. So an
+    evaluation a signal stopped is owed again when the run resumes.
+    """
+    if eval_every <= 0:
+        return False
+    due = steps if steps >= num_steps else (steps // eval_every) * eval_every
+    return due > 0 and (last_eval_step is None or last_eval_step < due)
+
+
 def _train_locked(config: config_lib.Config) -> dict:
+    # Signals are caught from the start: one during a long restore still stops with a
+    # checkpoint and exit 75, not with the default handler.
+    stop = _StopRequest()
+    previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        return _train_with_signals(config, stop)
+    finally:
+        for sig, handler in previous_handlers.items():
+            signal.signal(sig, handler)
+
+
+def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
     env = build_env(config, seeding.int_seeds(config.seed, "env", config.num_envs))
     agent = build_agent(config, env)
     checkpointer = checkpointing.Checkpointer(
@@ -254,20 +280,15 @@ def _train_locked(config: config_lib.Config) -> dict:
                 export_policy("best", {"eval_return_mean": mean})
         return mean
 
-    def eval_pending(steps):
-        """The final evaluation is owed at `steps` (e.g. a signal cut it short)."""
-        return config.eval_every > 0 and run_state["last_eval_step"] != steps
+    def eval_owed(steps):
+        return not stop.requested and evaluation_owed(
+            steps, eval_every=config.eval_every, num_steps=config.num_steps,
+            last_eval_step=run_state["last_eval_step"])
 
     loss_tag = LOSS_TAGS[config.loss]
-    stop = _StopRequest()
-    previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     tracker = run_loop.EpisodeTracker(env.num_envs)
     recent_returns = collections.deque(maxlen=100)
     next_summary = next_multiple(agent.agent_steps, config.summary_every)
-    next_eval = next_multiple(agent.agent_steps, config.eval_every)
-    if (config.eval_every > 0 and agent.agent_steps > 0 and eval_pending(agent.agent_steps)
-            and agent.agent_steps % config.eval_every == 0):
-        next_eval = agent.agent_steps  # A signal stopped the evaluation due here: redo it.
     next_checkpoint = next_multiple(agent.agent_steps, config.checkpoint_every)
     last_time, last_steps = time.perf_counter(), agent.agent_steps
     steps_per_second = 0.0
@@ -275,8 +296,8 @@ def _train_locked(config: config_lib.Config) -> dict:
                     disable=not config.progress, dynamic_ncols=True, mininterval=1.0)
     finished_before = agent.agent_steps >= config.num_steps
     try:
-        if finished_before and eval_pending(agent.agent_steps):
-            if run_evaluation(agent.agent_steps) is not None:
+        if eval_owed(agent.agent_steps):  # Stopped by a signal before it finished.
+            if run_evaluation(agent.agent_steps) is not None and finished_before:
                 save_checkpoint()
         events = [] if finished_before else run_loop.run_loop(agent.step, env, agent.learn)
         for timestep, _ in events:
@@ -309,9 +330,8 @@ def _train_locked(config: config_lib.Config) -> dict:
                 bar.update(steps - bar.n)
                 next_summary = next_multiple(steps, config.summary_every)
             done = steps >= config.num_steps or stop.requested
-            if steps >= next_eval or (done and not stop.requested and eval_pending(steps)):
+            if eval_owed(steps):
                 mean = run_evaluation(steps)
-                next_eval = next_multiple(steps, config.eval_every)
                 if mean is None:
                     done = True
                 elif (config.stop_at_eval_return is not None
@@ -333,8 +353,6 @@ def _train_locked(config: config_lib.Config) -> dict:
         writer.close()
         env.close()
         eval_env.close()
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
     return {"agent_steps": agent.agent_steps, "updates": agent.updates,
             "target_syncs": agent.target_syncs, "stopped_by_signal": stop.requested,
             "last_eval_return": run_state["last_eval_return"],

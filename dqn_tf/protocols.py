@@ -10,10 +10,12 @@ A protocol fixes how a trained policy is played for the numbers a paper reports:
   * nature: Mnih et al. (2015), Methods: "each game 30 times for up to 5 min each time
     with different initial random conditions ('no-op'; see Extended Data Table 1) and an
     epsilon-greedy policy with epsilon = 0.05". 5 min at 60 Hz = 18,000 frames.
-  * machado: Machado et al. (2018), "Revisiting the Arcade Learning Environment": sticky
-    actions 0.25 instead of no-op starts, games of at most 30 minutes (108,000 frames, the
-    ALE v5 default). They report returns during training, so they prescribe no evaluation
-    epsilon; 0.01 is our choice, the final training epsilon of Dopamine's dqn.gin.
+  * machado: sticky actions 0.25 instead of no-op starts, after Machado et al. (2018),
+    "Revisiting the Arcade Learning Environment" (the ALE's docs/env-spec.md cites it for
+    0.25); games capped at 108,000 frames (30 minutes), the ALE v5 registration's default
+    and Dopamine's 27,000 agent steps. Machado et al. report returns during training, so
+    they prescribe no evaluation epsilon; 0.01 is our choice, the final training epsilon
+    of Dopamine's dqn.gin.
   * dopamine: Machado's environment with Dopamine's evaluation epsilon 0.001
     (dopamine/jax/agents/dqn/configs/dqn.gin, `epsilon_eval`).
 

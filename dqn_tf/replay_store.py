@@ -79,6 +79,8 @@ class ReplayStore:
                for first, end in self._pieces(max(int(m.unsaved_from[env]),
                                                   int(first_kept[env])),
                                               int(m.num_added[env]))]
+        if new:
+            fsync_directory(self.directory)
         held = [c for c in self._chunks if c["end"] > first_kept[c["env"]]]
         return dict(self._metadata(), num_added=m.num_added.tolist(),
                     first_kept=first_kept.tolist(), chunks=held + new)
@@ -113,6 +115,7 @@ class ReplayStore:
         for array in TRANSITION_ARRAYS:
             block = getattr(m, array)[env, start:start + end - first]  # A view: no copy.
             files[array + ".npy"] = _write_npy(os.path.join(partial, array + ".npy"), block)
+        fsync_directory(partial)
         os.rename(partial, os.path.join(self.directory, name))
         return {"name": name, "env": env, "first": first, "end": end, "files": files}
 
@@ -141,7 +144,8 @@ class ReplayStore:
         window_low = np.maximum(num_added - m.segment_capacity,
                                 np.asarray(record["first_kept"], np.int64))
         filled_from = num_added.copy()  # Per env: [filled_from, num_added) is read.
-        damaged = {}
+        damaged = {}  # env -> what was wrong with its first bad chunk (newest first).
+        bad = set()
         for chunk in reversed(record["chunks"]):
             env = chunk["env"]
             if env in damaged:
@@ -154,14 +158,17 @@ class ReplayStore:
                 self._read_chunk(chunk, low, high)
             except ChunkDamaged as error:
                 damaged[env] = f"{chunk['name']}: {error}"
+                bad.add(chunk["name"])
                 continue
             filled_from[env] = low
         m.num_added[:] = num_added
         m.restored_from[:] = filled_from
         m.unsaved_from[:] = num_added
+        # The memory's replay on disk: what was read (a damaged chunk and everything
+        # older of its env now lie below first_kept).
         first_kept = m.first_kept()
         self._chunks = [c for c in record["chunks"]
-                        if c["env"] not in damaged and c["end"] > first_kept[c["env"]]]
+                        if c["name"] not in bad and c["end"] > first_kept[c["env"]]]
         warnings = []
         for env, problem in sorted(damaged.items()):
             lost = int(filled_from[env] - window_low[env])
@@ -187,36 +194,47 @@ class ReplayStore:
 
     # ------------------------------------------------------------------ cleanup
 
-    def sweep(self, records: list, newest: dict | None) -> None:
-        """Deletes every chunk that no checkpoint needs.
-
-        Args:
-          records: the replay records of every complete checkpoint kept.
-          newest: the newest complete checkpoint's record (None if it has no replay).
-
-        Kept: chunks of `newest`, and chunks of other kept checkpoints that are not
-        wholly older than what `newest` holds. Deleted: everything else, including
-        `.partial` chunks of an interrupted write.
-        """
-        if not os.path.isdir(self.directory):
-            return
-        referenced = {c["name"]: c for r in records for c in r["chunks"]}
-        in_newest = {c["name"] for c in newest["chunks"]} if newest else set()
-        oldest_needed = newest["first_kept"] if newest else None
-        for name in os.listdir(self.directory):
-            chunk = referenced.get(name)
-            keep = chunk is not None and (
-                name in in_newest or
-                (oldest_needed is not None and chunk["end"] > oldest_needed[chunk["env"]]))
-            if not keep:
-                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
-
     def _metadata(self) -> dict:
         m = self.memory
         return {"format_version": FORMAT_VERSION, "capacity": m.capacity,
                 "num_envs": m.num_envs, "observation_shape": list(m.observation_shape),
                 "observation_dtype": m.observation_dtype.name,
                 "history_length": m.history_length, "n_step": m.n_step, "gamma": m.gamma}
+
+
+def sweep(directory: str, records: list, newest: dict | None) -> None:
+    """Deletes every chunk in `directory` that no checkpoint needs.
+
+    Args:
+      records: the replay records of every complete checkpoint kept.
+      newest: the record of the checkpoint the run goes on from (the one just written,
+        or restored), or None when it has no replay.
+
+    Kept: the chunks of `newest`, and chunks of the other kept checkpoints that are not
+    wholly older than what `newest` holds. Deleted: everything else, including the
+    `.partial` chunks of an interrupted write. With `newest` None, only chunks that no
+    kept checkpoint references are deleted.
+    """
+    if not os.path.isdir(directory):
+        return
+    referenced = {c["name"]: c for r in records for c in r["chunks"]}
+    in_newest = {c["name"] for c in newest["chunks"]} if newest else set()
+    for name in os.listdir(directory):
+        chunk = referenced.get(name)
+        keep = chunk is not None and (
+            newest is None or name in in_newest or
+            chunk["end"] > newest["first_kept"][chunk["env"]])
+        if not keep:
+            shutil.rmtree(os.path.join(directory, name), ignore_errors=True)
+
+
+def fsync_directory(path: str) -> None:
+    """Makes the renames and creations in `path` durable (a power loss keeps them)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_npy(path: str, array: np.ndarray) -> dict:

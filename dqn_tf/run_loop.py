@@ -109,7 +109,8 @@ class EpisodeTracker:
 
 def run_episodes(actor: EpsilonGreedyActor, env, epsilon: float, *, num_episodes: int = 0,
                  min_agent_steps: int = 0, should_stop: Callable[[], bool] | None = None,
-                 on_episode: Callable[[Episode], None] | None = None) -> list | None:
+                 on_episode: Callable[[Episode], None] | None = None,
+                 on_timestep: Callable[[TimeStep], None] | None = None) -> list | None:
     """Plays full games with `actor` exploring at `epsilon`; returns their `Episode`s.
 
     Args:
@@ -122,6 +123,7 @@ def run_episodes(actor: EpsilonGreedyActor, env, epsilon: float, *, num_episodes
         (Dopamine's `Runner._run_one_phase`, after Machado et al., 2018).
       should_stop: checked every agent step; when it returns True, play stops.
       on_episode: called with each `Episode` as it ends.
+      on_timestep: called with every `TimeStep` (e.g. to record video).
 
     Returns:
       The episodes, or None if `should_stop` ended play first.
@@ -131,6 +133,8 @@ def run_episodes(actor: EpsilonGreedyActor, env, epsilon: float, *, num_episodes
     tracker = EpisodeTracker(env.num_envs)
     episodes, steps = [], 0
     for timestep, _ in run_loop(lambda ts: actor.step(ts, epsilon), env):
+        if on_timestep is not None:
+            on_timestep(timestep)
         for episode in tracker.observe(timestep):
             episodes.append(episode)
             steps += episode.length

@@ -125,6 +125,75 @@ def test_a_second_process_on_a_run_directory_is_refused(tmp_path):
     checkpointing.prepare_run_directory(run, {"env": "A"}, overwrite=False).release()
 
 
+def test_a_read_only_reader_leaves_a_writers_files_alone(tmp_path):
+    saver, _ = make_checkpointer(tmp_path)
+    saver.save(10, {"step": 10})
+    writing = tmp_path / "ckpt-000000000020.partial-12345"  # Another process's checkpoint.
+    writing.mkdir()
+    reader = checkpointing.Checkpointer(
+        str(tmp_path), {"v": tf.Variable(np.zeros(3, np.float32))}, read_only=True)
+    assert reader.restore_latest()[1] == {"step": 10}
+    assert writing.exists()
+
+
+def test_a_crash_while_replacing_a_step_keeps_a_whole_checkpoint(tmp_path):
+    saver, variable = make_checkpointer(tmp_path)
+    variable.assign([1, 1, 1])
+    saver.save(10, {"step": 10})
+    # As a kill between the two renames of a second save at step 10 leaves it:
+    os.rename(tmp_path / "ckpt-000000000010", tmp_path / "ckpt-000000000010.replaced-77")
+    restorer, restored = make_checkpointer(tmp_path)
+    assert restorer.restore_latest()[1] == {"step": 10}
+    assert restored.numpy().tolist() == [1, 1, 1]
+    variable.assign([2, 2, 2])
+    saver.save(10, {"step": 10, "again": True})  # A normal replace leaves nothing aside.
+    assert sorted(os.listdir(tmp_path)) == ["ckpt-000000000010", "replay"] or sorted(
+        os.listdir(tmp_path)) == ["ckpt-000000000010"]
+    assert make_checkpointer(tmp_path)[0].restore_latest()[1] == {"step": 10, "again": True}
+
+
+def test_a_damaged_checkpoint_is_set_aside_and_the_replay_judged_by_the_resumed_one(
+        tmp_path):
+    variable = tf.Variable(np.zeros(3, np.float32))
+
+    def checkpointer(memory):
+        return checkpointing.Checkpointer(str(tmp_path), {"v": variable}, keep=4, replay=memory)
+
+    memory = ReplayMemory(8, (2,), np.float32, history_length=1)
+    saver = checkpointer(memory)
+    add_transitions(memory, range(6))
+    saver.save(6, {"step": 6})
+    add_transitions(memory, range(6, 30))
+    newest = saver.save(30, {"step": 30})  # Holds transitions 22..29 only.
+    with open(os.path.join(newest, "state.json"), "a") as f:
+        f.write(" ")  # No longer matches its manifest.
+    fresh = ReplayMemory(8, (2,), np.float32, history_length=1)
+    resumed = checkpointer(fresh)
+    assert resumed.restore_latest()[1] == {"step": 6}  # Its replay was swept at step 30.
+    assert os.path.isdir(newest + ".damaged")
+    assert [os.path.basename(p) for p in resumed.complete_checkpoints()] == [
+        "ckpt-000000000006"]
+    add_transitions(fresh, range(100, 103))
+    resumed.save(9, {"step": 9})  # Judged against the damaged step 30, these would go.
+    again = ReplayMemory(8, (2,), np.float32, history_length=1)
+    checkpointer(again).restore_latest()
+    held = again.frames[0, np.arange(again.first_kept()[0], again.num_added[0]) % 8, 0]
+    assert held.tolist() == [100, 101, 102]
+
+
+def test_turning_the_replay_off_on_resume_frees_its_disk(tmp_path):
+    variable = tf.Variable(np.zeros(3, np.float32))
+    memory = ReplayMemory(32, (2,), np.float32, history_length=1)
+    saver = checkpointing.Checkpointer(str(tmp_path), {"v": variable}, keep=2, replay=memory)
+    add_transitions(memory, range(5))
+    saver.save(5, {"step": 5})
+    assert os.listdir(tmp_path / "replay")
+    without = checkpointing.Checkpointer(str(tmp_path), {"v": variable}, keep=2)
+    without.save(6, {"step": 6})
+    without.save(7, {"step": 7})  # The last checkpoint with a replay is pruned...
+    assert not os.listdir(tmp_path / "replay")  # ...and its chunks with it.
+
+
 def test_run_directory_refuses_other_config_unless_overwrite(tmp_path):
     run = str(tmp_path / "run")
     for _ in range(2):

@@ -91,6 +91,12 @@ def test_dopamine_preset_is_dopamine_jax_dqn_gin():
             c.max_frames_per_episode) == (0.25, 0, False, 108_000)
 
 
+def test_flag_choices_are_what_the_library_accepts():
+    from dqn_tf import agent, optimizers
+    assert tuple(config_lib.LOSSES) == agent.LOSSES
+    assert set(config_lib._OPTIMIZER_NAMES) == set(optimizers.PRESETS)
+
+
 def test_from_flags_resolves_env_and_default_output_dir():
     with flagsaver.flagsaver(env="space_invaders", output_dir=""):
         config = config_lib.from_flags()

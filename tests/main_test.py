@@ -167,6 +167,22 @@ def test_rerun_after_lost_checkpoints_plots_each_summary_step_once(tmp_path):
     assert epsilon_steps() == expected
 
 
+def test_an_evaluation_is_owed_until_it_has_run():
+    def owed(steps, last, num_steps=1_000_000):
+        return main_lib.evaluation_owed(steps, eval_every=250_000, num_steps=num_steps,
+                                        last_eval_step=last)
+    assert not owed(0, None) and not owed(249_999, None)
+    assert owed(250_000, None) and not owed(250_000, 250_000)
+    # With several envs the step passes a multiple by a few: 250,003 is due, and a
+    # resume there after a signal stopped that evaluation still owes it.
+    assert owed(250_003, None) and owed(250_003, 0) and not owed(250_003, 250_003)
+    assert not owed(499_998, 250_003) and owed(500_001, 250_003)
+    assert owed(1_000_000, 750_000) and not owed(1_000_000, 1_000_000)  # The final one.
+    assert owed(600, None, num_steps=600) and not owed(600, 600, num_steps=600)
+    assert not main_lib.evaluation_owed(10**6, eval_every=0, num_steps=10**6,
+                                        last_eval_step=None)
+
+
 def run_main(*args):
     return subprocess.run([sys.executable, "-m", "dqn_tf.main", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)

@@ -110,7 +110,7 @@ def test_disk_holds_about_one_replay_whatever_the_checkpoints_kept(tmp_path):
     for _ in range(30):  # 30 checkpoints of 24 transitions each: 11 times the capacity.
         add(memory, 24, rng, mask_prob=1.0)
         records.append(save(store))
-        store.sweep(records[-4:], records[-1])  # --keep_checkpoints=4
+        replay_store.sweep(str(tmp_path), records[-4:], records[-1])  # --keep_checkpoints=4
     # At most one replay, plus a piece (1/16) that is partly overwritten.
     assert 64 <= chunk_transitions_on_disk(str(tmp_path)) <= 64 + store.piece
     newest, _ = restored(str(tmp_path), records[-1])
@@ -139,10 +139,18 @@ def test_a_damaged_chunk_costs_only_older_transitions(tmp_path):
         byte = f.read(1)
         f.seek(200)
         f.write(bytes([byte[0] ^ 0xFF]))
-    copy, warnings = restored(str(tmp_path), record)
+    copy = make_memory(capacity=64)
+    copy_store = replay_store.ReplayStore(str(tmp_path), copy)
+    warnings = copy_store.read(record)
     assert copy.first_kept()[0] == second["end"] == 24
     assert len(warnings) == 1 and "checksum mismatch" in warnings[0]
     np.testing.assert_array_equal(held(copy)[0]["frames"], held(memory)[0]["frames"][24:])
+    # The resumed run's next checkpoint still holds what was read, and a second resume
+    # gets all of it back (not only what was added after the first).
+    add(copy, 4, rng, mask_prob=1.0)
+    again, warnings = restored(str(tmp_path), save(copy_store))
+    assert not warnings and len(again) == 36 - 24 + 4
+    assert_same_replay(again, copy)
     os.remove(os.path.join(str(tmp_path), record["chunks"][-1]["name"], "reward.npy"))
     copy, warnings = restored(str(tmp_path), record)
     assert len(copy) == 0 and "reward.npy is missing" in warnings[0]
@@ -154,8 +162,7 @@ def test_a_resume_boundary_survives_the_next_resume(tmp_path):
     add(memory, 10, np.random.default_rng(0), mask_prob=1.0)
     memory.episode_end[0, 9] = False
     record = save(store)
-    first, _ = restored(str(tmp_path), record)  # Resume 1...
-    first.end_open_episodes()  # ...ends the game in progress at index 9.
+    first = make_memory()  # Resume 1 ends the game in progress at index 9.
     second_store = replay_store.ReplayStore(str(tmp_path), first)
     second_store.read(record)
     first.end_open_episodes()
@@ -208,7 +215,7 @@ def test_sweep_deletes_partial_and_unreferenced_chunks(tmp_path):
     os.makedirs(os.path.join(str(tmp_path), "chunk-e0-000000000005-000000000009-dead.partial"))
     add(memory, 5, np.random.default_rng(1))
     store.write()  # A checkpoint that never completed: its chunk is referenced by nobody.
-    store.sweep([record], record)
+    replay_store.sweep(str(tmp_path), [record], record)
     assert sorted(os.listdir(str(tmp_path))) == sorted(c["name"] for c in record["chunks"])
 
 

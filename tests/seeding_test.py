@@ -42,7 +42,6 @@ def test_int_seeds_are_31_bit_at_any_generation():
 
 def test_streams_are_reproducible_and_pinned():
     # Changing how a key maps to a stream changes every run's games: this pins it.
-    assert seeding.int_seed(0, "env", 0, 0) == seeding.int_seed(0, "env", 0, 0)
     assert seeding.int_seed(0, "env", 0, 0) == 238126281
     np.testing.assert_array_equal(seeding.generator(3, "actor", 2, 7).random(3),
                                   seeding.generator(3, "actor", 2, 7).random(3))

@@ -3,8 +3,9 @@
 from setuptools import setup
 
 MODULES = ["agent", "atari_env", "checkpointing", "config", "errors", "evaluate", "export",
-           "history", "main", "networks", "optimizers", "protocols", "replay", "replay_store",
-           "run_loop", "schedules", "seeding", "summaries", "threads"]
+           "history", "main", "networks", "optimizers", "plot", "protocols", "replay",
+           "replay_store", "results", "run_loop", "schedules", "seeding", "sum_tree",
+           "summaries", "threads"]
 
 setup(
     name="dqn_tf",
@@ -31,6 +32,7 @@ setup(
         "tqdm>=4.66",
         "imageio>=2.34",
         "imageio-ffmpeg>=0.5",  # Bundles an ffmpeg binary for MP4 videos.
+        "matplotlib>=3.8",  # dqn_tf.plot's learning curves.
     ],
     extras_require={
         "and-cuda": ["tensorflow[and-cuda]==2.21.*"],  # `pip install -e ".[and-cuda]"`

@@ -25,9 +25,15 @@ One run, one machine, each timing a median over repeats:
   checkpoint  seconds and bytes of each checkpoint of a Nature-preset run with a full
           replay (--capacity), a checkpoint every 250k transitions, 4 kept; what the
           run's checkpoints hold on disk; a restore
+  heads   the update (Adam, Double DQN, batch 32) for each head and encoder
+  per     prioritized replay of --capacity: add, sample batch 32 + priority update,
+          memory
+  presets end-to-end agent steps/s of every preset in flags/ (learning settings of each;
+          SpaceInvaders, Pong for pong.cfg; warm-up --warmup, then --e2e_steps)
 
-Pass --only=env,act,update,after,replay,checkpoint,e2e,bare,limit to pick parts
-(default: all but the standalone e2e and bare, which limit runs); --num_envs=1,4,8.
+Pass --only=env,act,update,after,replay,checkpoint,heads,per,presets,e2e,bare,limit to
+pick parts (default: all but the standalone e2e and bare, which limit runs);
+--num_envs=1,4,8.
 --intra_op_threads is main's flag (0 = its auto choice), set before TF starts.
 """
 
@@ -101,11 +107,18 @@ def build_update_and_greedy(jit_update: bool = False, jit_act: bool = True):
 
 
 def fixed_batch(num_actions: int = 6) -> tuple:
-    """A batch-32 (s_tm1, a_tm1, r_t, discount_t, s_t) of random Atari states, for timing."""
+    """A batch-32 (s_tm1, a_tm1, r_t, discount_t, s_t, weight_t) of random Atari states,
+    for timing."""
     rng = np.random.default_rng(0)
     s = rng.integers(0, 256, (32, 4, 84, 84), np.uint8)
     a = rng.integers(0, num_actions, 32).astype(np.int32)
-    return s, a, np.ones(32, np.float32), np.full(32, 0.99, np.float32), s
+    ones = np.ones(32, np.float32)
+    return s, a, ones, np.full(32, 0.99, np.float32), s, ones
+
+
+def run_update(update, batch) -> None:
+    """One update, waited for (its metrics fetched)."""
+    update(*batch)[0].numpy()
 
 
 def bench_act(jit: bool, batch_sizes) -> dict:
@@ -122,7 +135,7 @@ def bench_act(jit: bool, batch_sizes) -> dict:
 def bench_update(jit: bool) -> float:
     update, _, _ = build_update_and_greedy(jit_update=jit)
     batch = fixed_batch()
-    ms = median_ms(lambda: update(*batch).numpy(), 200)
+    ms = median_ms(lambda: run_update(update, batch), 200)
     import tensorflow as tf
     pool = tf.config.threading.get_intra_op_parallelism_threads() or "one per core"
     print(f"t_update batch 32, Nature CNN, jit_compile={jit} (intra-op threads {pool}): "
@@ -171,7 +184,7 @@ def bench_after_heavy_work():
     s = batch[0]
     matrix = np.random.default_rng(0).random((1200, 1200), np.float32)
     memory = {mb: np.ones(mb << 17) for mb in (4, 16, 64)}  # float64: 2^17 per MB.
-    heavy = {"nothing": lambda: None, "an update": lambda: update(*batch).numpy(),
+    heavy = {"nothing": lambda: None, "an update": lambda: run_update(update, batch),
              "a NumPy 1200x1200 matmul": lambda: matrix @ matrix,
              "a 3 ms sleep": lambda: time.sleep(0.003),
              # Time away with almost no memory touched, as long as an update takes and shorter.
@@ -211,6 +224,73 @@ def bench_replay(capacity: int):
           f"resident {rss_gb() - before:.2f} GB for the buffer "
           f"(frames alone {memory.frames.nbytes / 1e9:.2f} GB), process {rss_gb():.2f} GB")
     print(f"replay   sample batch 32: {median_ms(lambda: memory.sample(32), 2000):.3f} ms")
+
+
+HEADS = {  # name: q_network arguments, for the `heads` part.
+    "Nature CNN, Q-values (DQN)": {},
+    "Nature CNN, dueling": dict(dueling=True),
+    "Nature CNN, 51 quantiles, dueling (atari100k.cfg)": dict(num_quantiles=51, dueling=True),
+    "Nature CNN, 200 quantiles (dqn_modern.cfg)": dict(num_quantiles=200),
+    "IMPALA encoder, Q-values": dict(encoder="impala"),
+    "IMPALA encoder, 200 quantiles": dict(encoder="impala", num_quantiles=200),
+}
+
+
+def bench_heads(num_actions: int = 9):
+    """The update (Adam, Double DQN, batch 32) for each head and encoder."""
+    from dqn_tf import agent as agent_lib, networks, optimizers
+    batch = fixed_batch(num_actions)
+    for name, kwargs in HEADS.items():
+        online, target = (networks.q_network(num_actions, (4, 84, 84), **kwargs)
+                          for _ in range(2))
+        update = agent_lib.build_update_fn(
+            online, target, optimizers.make_optimizer("adam"),
+            agent_lib.state_spec((4, 84, 84), np.uint8), double_q=True).get_concrete_function()
+        ms = median_ms(lambda: run_update(update, batch), 100)
+        print(f"t_update {name}, {num_actions} actions: {ms:.1f} ms "
+              f"({online.count_params():,} weights)")
+
+
+def bench_prioritized(capacity: int):
+    """Prioritized sampling and priority update, batch 32, from a full memory."""
+    from dqn_tf.replay import ReplayMemory
+    before = rss_gb()
+    memory = ReplayMemory(capacity, (84, 84), history_length=4, n_step=3, prioritized=True,
+                          priority_exponent=0.5, priority_epsilon=1e-10)
+    frame = np.random.default_rng(0).integers(0, 256, (1, 84, 84), np.uint8)
+    rng = np.random.default_rng(1)
+    ones, falses = np.ones(1, np.int32), np.zeros(1, bool)
+    start = time.perf_counter()
+    for i in range(capacity + 1000):  # Full, and wrapped: old slots lose their mass.
+        memory.add(frame, ones, ones.astype(np.float32), falses, np.array([i % 1000 == 999]))
+    add_us = 1e6 * (time.perf_counter() - start) / (capacity + 1000)
+
+    def sample_and_update():
+        batch = memory.sample(32, importance_exponent=0.5)
+        memory.update_priorities(batch.key, rng.random(32))
+
+    both = median_ms(sample_and_update, 2000)
+    keys = memory.sample(32).key
+    update_only = median_ms(lambda: memory.update_priorities(keys, rng.random(32)), 2000)
+    print(f"per      capacity {capacity:,}: add {add_us:.1f} us/transition (tree bookkeeping "
+          f"included); sample batch 32 + priority update {both:.3f} ms (update alone "
+          f"{update_only:.3f} ms); resident {rss_gb() - before:.2f} GB for the buffer "
+          f"(frames {memory.frames.nbytes / 1e9:.2f} GB, sum tree "
+          f"{memory.tree.nodes.nbytes / 1e6:.1f} MB)")
+
+
+PRESETS = ("dqn_default.cfg", "dqn_nature.cfg", "dqn_dopamine.cfg", "dqn_modern.cfg",
+           "atari100k.cfg", "pong.cfg")
+
+
+def bench_presets(warmup: int, steps: int):
+    """End-to-end agent steps/s of `main.train` with each preset's learning settings."""
+    for preset in PRESETS:
+        config = preset_config(preset, env="Pong" if preset == "pong.cfg" else GAME)
+        sps = bench_end_to_end(1, False, "ale_vector", warmup, steps, config=config)
+        print(f"preset   {preset}: {sps:.0f} agent steps/s once learning runs "
+              f"(train every {config.train_every}, {config.head} head, "
+              f"{'prioritized' if config.prioritized else 'uniform'} replay)")
 
 
 def disk_bytes(directory: str) -> int:
@@ -262,30 +342,39 @@ def bench_checkpoint(capacity: int, period: int = 250_000, rounds: int = 8):
               f"{time.perf_counter() - start:.1f} s")
 
 
-def nature_config(**overrides):
+def preset_config(preset: str, **overrides):
+    """The Config of flags/<preset>, with `overrides`."""
     from absl import flags
     from dqn_tf import config as config_lib
-    flags.FLAGS([sys.argv[0], f"--flagfile={os.path.join(ROOT, 'flags', 'dqn_nature.cfg')}"])
+    flags.FLAGS.unparse_flags()
+    flags.FLAGS([sys.argv[0], f"--flagfile={os.path.join(ROOT, 'flags', preset)}"])
     return dataclasses.replace(config_lib.from_flags(), **overrides)
 
 
+def nature_config(**overrides):
+    return preset_config("dqn_nature.cfg", **overrides)
+
+
 def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps: int,
-                     intra_op_threads: int = 0) -> float:
-    """Median Train/AverageStepsPerSecond that `main.train` logs once learning runs."""
+                     intra_op_threads: int = 0, config=None) -> float:
+    """Median Train/AverageStepsPerSecond that `main.train` logs once learning runs,
+    with the Nature preset (or `config`'s learning settings)."""
     from dqn_tf import main as main_lib
-    from tests.summaries_test import read_scalars
+    from dqn_tf.summaries import read_scalars
     with tempfile.TemporaryDirectory() as out:
-        config = nature_config(
-            env=GAME, num_envs=num_envs, env_backend=backend, jit_compile=jit,
+        config = dataclasses.replace(
+            config or nature_config(env=GAME), num_envs=num_envs, env_backend=backend,
+            jit_compile=jit,
             replay_capacity=100_000, min_replay_size=warmup, num_steps=warmup + steps,
             epsilon_decay_steps=1,  # Steady state: epsilon at its final 0.1 once learning runs.
-            summary_every=500, eval_every=0, checkpoint_every=10**9, export_every_eval=False,
-            progress=False, output_dir=out, intra_op_threads=intra_op_threads)
+            summary_every=500, eval_every=0, checkpoint_every=10**9, checkpoint_replay=False,
+            export_every_eval=False, progress=False, output_dir=out,
+            intra_op_threads=intra_op_threads)
         result = main_lib.train(config)
         points = read_scalars(os.path.join(out, "tensorboard"))["Train/AverageStepsPerSecond"]
     # Skip the first window after learning starts (tracing the update).
     sps = statistics.median(v for step, v in points if step > warmup + 1000)
-    print(f"e2e      dqn_tf.main.train, SpaceInvaders, Nature preset, num_envs={num_envs}, "
+    print(f"e2e      dqn_tf.main.train, {config.env}, num_envs={num_envs}, "
           f"{backend}, jit_compile={jit}: {sps:.0f} agent steps/s "
           f"({result['updates']} updates over {steps:,} learning steps)")
     return sps
@@ -316,7 +405,7 @@ def bench_bare_loop(num_envs: int, steps: int, train_every: int, window: int = 1
             credit += num_envs
             while credit >= train_every:
                 credit -= train_every
-                update(*batch).numpy()
+                run_update(update, batch)
             timestep = env.recv()
         rates.append((window // num_envs) * num_envs / (time.perf_counter() - start))
     env.close()
@@ -344,7 +433,8 @@ def limit_round(n: int, train_every: int, args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="env,act,update,after,replay,checkpoint,limit")
+    parser.add_argument("--only", default="env,act,update,after,replay,checkpoint,heads,per,"
+                        "presets,limit")
     parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
@@ -385,6 +475,12 @@ def main():
         bench_replay(args.capacity)
     if "checkpoint" in parts:
         bench_checkpoint(args.capacity)
+    if "heads" in parts:
+        bench_heads()
+    if "per" in parts:
+        bench_prioritized(args.capacity)
+    if "presets" in parts:
+        bench_presets(args.warmup, args.e2e_steps)
     if "e2e" in parts:
         for n in env_counts:
             bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps,

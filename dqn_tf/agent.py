@@ -1,11 +1,18 @@
-"""The DQN learner (Mnih et al., Nature 2015): update step, target sync, and the agent.
+"""The DQN learner (Mnih et al., Nature 2015) and its family: update step, target
+sync, and the agent.
 
 The learning math is three functions built once per network pair and compiled
 with `tf.function` over fixed input signatures (so they never retrace):
 
-  update(s_tm1, a_tm1, r_t, discount_t, s_t) -> metrics [4] float32
-  sync_target()                               -> copies online weights to target
-  greedy_actions(states)                      -> [B] int32 argmax_a Q_online(s, a)
+  update(s_tm1, a_tm1, r_t, discount_t, s_t, weight_t)
+                          -> (metrics [4] float32, priorities [B] float32)
+  sync_target()           -> copies online weights to target
+  greedy_actions(states)  -> [B] int32 argmax_a Q_online(s, a)
+
+One update serves every variant, chosen when it is built: the Q-value or quantile
+head (QR-DQN, Dabney et al., 2018, with the network's output rank telling which),
+Double DQN's target (van Hasselt et al., 2016), and importance weights (ones for
+uniform replay; Schaul et al., 2016). Dueling and the encoder live in the network.
 
 `DqnAgent` owns everything stateful: both networks, the optimizer, the replay
 memory, the acting history, counters and RNGs. It never touches the env; the run
@@ -18,6 +25,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dqn_tf import networks
 from dqn_tf import replay as replay_lib
 from dqn_tf import run_loop, schedules
 from dqn_tf.atari_env import TimeStep
@@ -54,54 +62,108 @@ def state_spec(state_shape: Sequence[int], dtype) -> tf.TensorSpec:
     return tf.TensorSpec([None] + list(state_shape), tf.as_dtype(dtype))
 
 
-def build_update_fn(online_network: keras.Model, target_network: keras.Model,
-                    optimizer: keras.optimizers.Optimizer, spec: tf.TensorSpec, *,
-                    loss: str = "huber", max_grad_norm: float = 0.0,
-                    jit_compile: bool = False):
-    """Returns the compiled DQN update over batches of transitions.
+def quantile_huber_loss(target_t: tf.Tensor, quantiles_tm1: tf.Tensor) -> tf.Tensor:
+    """QR-DQN's loss of each sample (Dabney et al., 2018), kappa = 1.
 
-    The Bellman target, with discount_t = gamma^n, or 0 when the transition hit a
-    terminal within its horizon (the replay folds the (1 - done) mask into it):
+    With u_ij = target_j - quantile_i and tau_i = (i + 1/2) / N, the midpoints:
 
-        y = r_t + discount_t * max_a' Q_target(s_t, a')        (no gradient)
-        loss = mean_b L(y - Q_online(s_tm1, a_tm1))     L = huber or x^2 (`--loss`)
+        rho_ij = |tau_i - 1{u_ij < 0}| * huber(u_ij)
+        loss = sum_i mean_j rho_ij
 
-    The loss is a mean over the batch, not Nature's sum: optimizer settings taken
-    from a summed-loss source must be rescaled (see `optimizers.PRESETS`).
+    summed over the predicted quantiles i and averaged over the target ones j, as
+    Dopamine's QR-DQN and rlax's quantile_regression_loss do.
 
     Args:
-      online_network, target_network: Q-networks of identical architecture.
+      target_t: [B, N] target quantiles (no gradient flows into them).
+      quantiles_tm1: [B, N] the online network's quantiles of the taken action.
+
+    Returns:
+      [B] float32 per-sample losses.
+    """
+    n = quantiles_tm1.shape[-1]
+    u = target_t[:, None, :] - quantiles_tm1[:, :, None]  # [B, i, j]
+    tau = (tf.range(n, dtype=tf.float32) + 0.5) / n
+    weight = tf.abs(tau[None, :, None] - tf.cast(u < 0.0, tf.float32))
+    return tf.reduce_sum(tf.reduce_mean(weight * huber_loss(u), axis=2), axis=1)
+
+
+def build_update_fn(online_network: keras.Model, target_network: keras.Model,
+                    optimizer: keras.optimizers.Optimizer, spec: tf.TensorSpec, *,
+                    loss: str = "huber", double_q: bool = False, max_grad_norm: float = 0.0,
+                    jit_compile: bool = False):
+    """Returns the compiled update over batches of transitions.
+
+    With discount_t = gamma^n, or 0 when the transition hit a terminal within its
+    horizon (the replay folds the (1 - done) mask into it), and a* the next action:
+
+        a* = argmax_a Q_target(s_t, a)        (Double DQN: argmax_a Q_online(s_t, a))
+        Q-value head:  y = r_t + discount_t * Q_target(s_t, a*)             (no gradient)
+                       L_b = huber or x^2 (`--loss`) of y - Q_online(s_tm1, a_tm1)
+        quantile head: y_j = r_t + discount_t * Z_target(s_t, a*)_j          (no gradient)
+                       L_b = quantile_huber_loss(y, Z_online(s_tm1, a_tm1))
+        loss = mean_b weight_b * L_b
+
+    The loss is a mean over the batch, not Nature's sum: optimizer settings taken
+    from a summed-loss source must be rescaled (see `optimizers.PRESETS`). The
+    priorities returned are |y - Q| for the Q-value head and L_b for the quantile
+    head (as Dopamine's QR-DQN).
+
+    Args:
+      online_network, target_network: networks of identical architecture, with
+        outputs [B, A] (Q-values) or [B, A, N] (quantiles).
       optimizer: a Keras optimizer; built here on the online variables.
       spec: `state_spec` of s_tm1 and s_t.
-      loss: "huber" (Nature, Dopamine TF) or "mse" (Dopamine JAX), see `td_loss`.
+      loss: "huber" (Nature, Dopamine TF) or "mse" (Dopamine JAX), see `td_loss`; the
+        quantile head always uses the quantile Huber loss.
+      double_q: the online network picks a*, the target network values it.
       max_grad_norm: clip gradients to this global norm; 0 disables.
       jit_compile: compile with XLA.
 
     Returns:
-      update(s_tm1, a_tm1 [B] int32, r_t [B] float32, discount_t [B] float32, s_t)
-      -> [4] float32 metrics in `METRIC_NAMES` order (grad_norm before clipping).
+      update(s_tm1, a_tm1 [B] int32, r_t [B] float32, discount_t [B] float32, s_t,
+             weight_t [B] float32)
+      -> ([4] float32 metrics in `METRIC_NAMES` order (grad_norm before clipping),
+          [B] float32 priorities).
     """
     variables = online_network.trainable_variables
     optimizer.build(variables)
-    num_actions = online_network.output_shape[-1]
+    quantile = len(online_network.output_shape) == 3  # [B, A, N]: the quantile head.
     scalar_batch = tf.TensorSpec([None], tf.float32)
     elementwise_loss = td_loss(loss)
 
+    def taken(outputs, actions):
+        """outputs[b, actions[b]]: [B] Q-values or [B, N] quantiles."""
+        return tf.gather(outputs, actions, axis=1, batch_dims=1)
+
     @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32), scalar_batch,
-                                  scalar_batch, spec], jit_compile=jit_compile)
-    def update(s_tm1, a_tm1, r_t, discount_t, s_t):
-        q_target_t = target_network(s_t, training=False)
-        target = tf.stop_gradient(r_t + discount_t * tf.reduce_max(q_target_t, axis=1))
+                                  scalar_batch, spec, scalar_batch], jit_compile=jit_compile)
+    def update(s_tm1, a_tm1, r_t, discount_t, s_t, weight_t):
+        target_t = target_network(s_t, training=False)
+        chooser = online_network(s_t, training=False) if double_q else target_t
+        a_star = tf.argmax(networks.q_values(chooser), axis=1, output_type=tf.int32)
+        if quantile:
+            y = r_t[:, None] + discount_t[:, None] * taken(target_t, a_star)
+        else:
+            y = r_t + discount_t * taken(target_t, a_star)
+        y = tf.stop_gradient(y)
         with tf.GradientTape() as tape:
-            q_tm1 = online_network(s_tm1, training=True)
-            q_acted = tf.reduce_sum(q_tm1 * tf.one_hot(a_tm1, num_actions), axis=1)
-            loss = tf.reduce_mean(elementwise_loss(target - q_acted))
+            out_tm1 = online_network(s_tm1, training=True)
+            if quantile:
+                per_sample = quantile_huber_loss(y, taken(out_tm1, a_tm1))
+                priorities = per_sample
+            else:
+                td = y - taken(out_tm1, a_tm1)
+                per_sample = elementwise_loss(td)
+                priorities = tf.abs(td)
+            loss = tf.reduce_mean(weight_t * per_sample)
         gradients = tape.gradient(loss, variables)
         grad_norm = tf.linalg.global_norm(gradients)
         if max_grad_norm > 0:
             gradients, _ = tf.clip_by_global_norm(gradients, max_grad_norm, use_norm=grad_norm)
         optimizer.apply_gradients(zip(gradients, variables))
-        return tf.stack([loss, tf.reduce_mean(q_tm1), tf.reduce_max(q_tm1), grad_norm])
+        q_tm1 = networks.q_values(out_tm1)
+        metrics = tf.stack([loss, tf.reduce_mean(q_tm1), tf.reduce_max(q_tm1), grad_norm])
+        return metrics, tf.stop_gradient(priorities)
 
     return update
 
@@ -126,7 +188,8 @@ def build_greedy_fn(network: keras.Model, spec: tf.TensorSpec, jit_compile: bool
 
     @tf.function(input_signature=[spec], jit_compile=jit_compile)
     def greedy(states):
-        return tf.argmax(network(states, training=False), axis=1, output_type=tf.int32)
+        q = networks.q_values(network(states, training=False))
+        return tf.argmax(q, axis=1, output_type=tf.int32)
 
     return greedy
 
@@ -145,8 +208,10 @@ class DqnAgent:
                  actor_seeds: Sequence, batch_size: int, min_replay_size: int, train_every: int,
                  target_update_period: int, epsilon_start: float, epsilon_end: float,
                  epsilon_decay_steps: int, reward_clip: float, life_loss_terminal: bool,
-                 loss: str = "huber", max_grad_norm: float = 0.0, jit_compile: bool = False,
-                 jit_act: bool = False):
+                 loss: str = "huber", double_q: bool = False,
+                 epsilon_decay_from_start: bool = False,
+                 importance_exponent: tuple = (0.0, 0.0, 0),
+                 max_grad_norm: float = 0.0, jit_compile: bool = False, jit_act: bool = False):
         """Args:
           online_network, target_network: Q-networks with identical architecture.
           optimizer: Keras optimizer for the online network.
@@ -157,10 +222,15 @@ class DqnAgent:
           min_replay_size: transitions in replay before learning starts.
           train_every: agent steps per gradient update.
           target_update_period: agent steps between target syncs.
-          epsilon_start, epsilon_end, epsilon_decay_steps: linear schedule after warm-up.
+          epsilon_start, epsilon_end, epsilon_decay_steps: linear schedule after warm-up
+            (from agent step 0 with `epsilon_decay_from_start`).
           reward_clip: learning rewards are clipped to [-reward_clip, reward_clip]; 0 = off.
           life_loss_terminal: a lost life is a terminal for learning (game continues).
           loss: the TD loss, one of `LOSSES`.
+          double_q: Double DQN's target.
+          epsilon_decay_from_start: see `schedules.linear_epsilon`.
+          importance_exponent: (start, end, agent steps) of prioritized replay's beta,
+            linear from the end of the warm-up.
           max_grad_norm: global-norm gradient clipping; 0 = off.
           jit_compile: XLA-compile the update.
           jit_act: XLA-compile the greedy-action function.
@@ -174,13 +244,14 @@ class DqnAgent:
         # The hot path calls concrete functions (traced here, once): this skips
         # tf.function's per-call signature dispatch, 0.1-0.2 ms per call.
         self._update = build_update_fn(online_network, target_network, optimizer, spec,
-                                       loss=loss, max_grad_norm=max_grad_norm,
+                                       loss=loss, double_q=double_q,
+                                       max_grad_norm=max_grad_norm,
                                        jit_compile=jit_compile).get_concrete_function()
         self._sync_target = build_sync_fn(online_network, target_network)
         self.greedy_actions = build_greedy_fn(online_network, spec,
                                               jit_compile=jit_act).get_concrete_function()
         self.actor = run_loop.EpsilonGreedyActor(
-            self.greedy_actions, num_actions=online_network.output_shape[-1],
+            self.greedy_actions, num_actions=online_network.output_shape[1],
             observation_shape=replay.observation_shape, history_length=replay.history_length,
             dtype=replay.observation_dtype, seeds=actor_seeds)
         self._batch_size = batch_size
@@ -189,7 +260,10 @@ class DqnAgent:
         self._target_update_period = target_update_period
         self._epsilon = dict(start=epsilon_start, end=epsilon_end,
                              decay_agent_steps=epsilon_decay_steps,
-                             warmup_agent_steps=min_replay_size)
+                             warmup_agent_steps=min_replay_size,
+                             decay_from_start=epsilon_decay_from_start)
+        beta_start, beta_end, beta_steps = importance_exponent
+        self._beta = dict(start=beta_start, end=beta_end, steps=beta_steps)
         self._reward_clip = reward_clip
         self._life_loss_terminal = life_loss_terminal
         # Counters: the whole of the agent's Python state besides RNGs.
@@ -207,6 +281,11 @@ class DqnAgent:
     @property
     def epsilon(self) -> float:
         return schedules.linear_epsilon(self.agent_steps, **self._epsilon)
+
+    @property
+    def importance_exponent(self) -> float:
+        """Prioritized replay's beta now (linear from the end of the warm-up)."""
+        return schedules.linear(self.agent_steps - self._min_replay_size, **self._beta)
 
     def step(self, timestep: TimeStep) -> np.ndarray:
         """Records the transitions that `timestep` completes and picks the next actions.
@@ -251,8 +330,11 @@ class DqnAgent:
 
     def learn_once(self) -> np.ndarray:
         """One gradient update on a fresh batch; returns the [4] metrics."""
-        batch = self.replay.sample(self._batch_size)
-        self.last_metrics = self._update(*batch).numpy()
+        batch = self.replay.sample(self._batch_size, self.importance_exponent)
+        metrics, priorities = self._update(batch.s_tm1, batch.a_tm1, batch.r_t,
+                                           batch.discount_t, batch.s_t, batch.weight)
+        self.replay.update_priorities(batch.key, priorities.numpy())
+        self.last_metrics = metrics.numpy()
         self.updates += 1
         self._metric_sums += self.last_metrics
         self._metric_count += 1

@@ -242,7 +242,7 @@ class Checkpointer:
             _write_json(os.path.join(partial, "state.json"), state)
             record = None
             if self._store is not None:
-                record = self._store.write()
+                record = self._store.write(partial)
                 _write_json(os.path.join(partial, _REPLAY_RECORD), record)
             _write_json(os.path.join(partial, "MANIFEST.json"), _manifest(partial))
             _write_json(os.path.join(partial, "COMPLETE"), {"step": step})
@@ -335,7 +335,7 @@ class Checkpointer:
             record_path = os.path.join(path, _REPLAY_RECORD)
             if os.path.exists(record_path):
                 with open(record_path) as f:
-                    for warning in self._store.read(json.load(f)):
+                    for warning in self._store.read(json.load(f), path):
                         logging.warning("%s: %s", os.path.basename(path), warning)
             else:
                 logging.warning("checkpoint %s has no replay memory; refilling it", path)

@@ -22,9 +22,11 @@ RESUMABLE_FIELDS = frozenset({
     "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes",
     "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
     "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act", "intra_op_threads",
-    "eval_steps",
+    "eval_steps", "stop_at_train_return",
 })
 LOSSES = ["huber", "mse"]  # agent.LOSSES (tests/config_test.py checks they agree).
+HEADS = ["plain", "quantile"]
+ENCODERS = ["nature", "impala"]  # networks.ENCODERS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +55,19 @@ class Config:
     epsilon_start: float = 1.0  # exploration at the end of warm-up
     epsilon_end: float = 0.1  # final exploration
     epsilon_decay_steps: int = 1_000_000  # agent steps of linear decay after warm-up
+    epsilon_decay_from_start: bool = False  # decay from agent step 0, warm-up included
     loss: str = "huber"  # TD loss: huber (Nature) | mse (Dopamine JAX), mean over the batch
+    double_q: bool = False  # online net picks the next action, target net values it
+    dueling: bool = False  # value and advantage streams
+    head: str = "plain"  # plain: Q-values | quantile: QR-DQN quantiles
+    num_quantiles: int = 200  # quantiles of the quantile head
+    encoder: str = "nature"  # image encoder: nature | impala
+    prioritized: bool = False  # proportional prioritized replay
+    priority_exponent: float = 0.6  # alpha: p = (priority + priority_epsilon)^alpha
+    priority_epsilon: float = 1e-6  # added to every priority
+    importance_exponent_start: float = 0.4  # beta when learning starts
+    importance_exponent_end: float = 1.0  # beta at the end of its schedule
+    importance_exponent_steps: int = 12_500_000  # agent steps of beta's linear schedule
     optimizer: str = "rmsprop"  # rmsprop | nature_rmsprop | adam
     learning_rate: float | None = None  # None = the optimizer preset's
     optimizer_epsilon: float | None = None  # None = the optimizer preset's
@@ -67,6 +81,7 @@ class Config:
     eval_steps: int = 0  # if > 0: full games until they add up to this many agent steps
     eval_epsilon: float = 0.05  # exploration during evaluation
     stop_at_eval_return: float | None = None  # stop once eval mean return >= this
+    stop_at_train_return: float | None = None  # stop once the last 100 games' mean >= this
     seed: int = 0  # root of every random stream (dqn_tf.seeding)
     output_dir: str = ""  # run directory ('' = runs/<env>)
     checkpoint_every: int = 250_000  # agent steps between checkpoints
@@ -124,9 +139,38 @@ def _define_flags():
     f.DEFINE_float("epsilon_end", d.epsilon_end, "Final exploration.")
     f.DEFINE_integer("epsilon_decay_steps", d.epsilon_decay_steps,
                      "Agent steps over which epsilon falls linearly, after warm-up.")
+    f.DEFINE_boolean("epsilon_decay_from_start", d.epsilon_decay_from_start, "Start the "
+                     "epsilon decay at agent step 0, warm-up included (Lapan's Pong DQN), "
+                     "instead of acting at random until learning starts.")
     f.DEFINE_enum("loss", d.loss, LOSSES, "TD loss, averaged over the batch: huber (delta 1, "
                   "Nature's error clipping; Dopamine's TF DQN) or mse ((y - q)^2, no 1/2: "
                   "Dopamine's JAX DQN).")
+    f.DEFINE_boolean("double_q", d.double_q, "Double DQN (van Hasselt et al., 2016): the "
+                     "online network picks the next action, the target network values it.")
+    f.DEFINE_boolean("dueling", d.dueling, "Dueling head (Wang et al., 2016): value and "
+                     "advantage streams, Q = V + A - mean_a A.")
+    f.DEFINE_enum("head", d.head, HEADS, "plain: Q-values; quantile: --num_quantiles "
+                  "quantiles per action and the quantile Huber loss (QR-DQN, Dabney et al., "
+                  "2018); acting and the SavedModel's q_values use their mean.")
+    f.DEFINE_integer("num_quantiles", d.num_quantiles, "Quantiles of --head=quantile "
+                     "(Dopamine's QR-DQN: 200).")
+    f.DEFINE_enum("encoder", d.encoder, ENCODERS, "Image encoder: nature (Mnih et al., "
+                  "2015) or impala (the ResNet of Espeholt et al., 2018, as Dopamine's).")
+    f.DEFINE_boolean("prioritized", d.prioritized, "Proportional prioritized replay (Schaul "
+                     "et al., 2016) with importance weights in the loss.")
+    f.DEFINE_float("priority_exponent", d.priority_exponent, "alpha: priorities are "
+                   "(|TD error| + --priority_epsilon)^alpha, or the quantile loss for "
+                   "--head=quantile (Schaul et al.: 0.6; Dopamine: 0.5, as a square root).")
+    f.DEFINE_float("priority_epsilon", d.priority_epsilon, "Added to every priority so that "
+                   "none is zero (Dopamine: 1e-10).")
+    f.DEFINE_float("importance_exponent_start", d.importance_exponent_start, "beta of the "
+                   "importance weights when learning starts (Schaul et al.: 0.4; Dopamine: "
+                   "0.5 throughout; 0 = no correction).")
+    f.DEFINE_float("importance_exponent_end", d.importance_exponent_end, "beta at the end of "
+                   "its linear schedule (Schaul et al.: 1).")
+    f.DEFINE_integer("importance_exponent_steps", d.importance_exponent_steps, "Agent steps "
+                     "over which beta goes from start to end, after the warm-up (default: "
+                     "the Nature budget of 12.5M agent steps).")
     f.DEFINE_enum("optimizer", d.optimizer, _OPTIMIZER_NAMES, "rmsprop: lr 2.5e-4, momentum "
                   "0.95, eps 0.1 (the card's); nature_rmsprop: centred, rho 0.95, eps 0.01 / "
                   "batch_size^2 (Nature's 0.01 for its summed loss, rescaled to our mean loss); "
@@ -153,6 +197,9 @@ def _define_flags():
     f.DEFINE_float("eval_epsilon", d.eval_epsilon, "Exploration during evaluation.")
     f.DEFINE_float("stop_at_eval_return", d.stop_at_eval_return,
                    "Stop training once an evaluation's mean return reaches this.")
+    f.DEFINE_float("stop_at_train_return", d.stop_at_train_return, "Stop training once the "
+                   "mean return of the last 100 training games reaches this (Lapan's Pong "
+                   "rule).")
     f.DEFINE_integer("seed", d.seed, "Root of every random stream (envs, network "
                      "initialisation, acting, replay sampling, evaluation), >= 0; streams are "
                      "independent across seeds (dqn_tf.seeding).")
@@ -192,7 +239,7 @@ def validate(config: Config) -> Config:
                  "eval_episodes", "checkpoint_every", "keep_checkpoints", "summary_every"):
         need(getattr(config, name) >= 1, name, "at least 1")
     for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every",
-                 "eval_steps", "intra_op_threads", "seed"):
+                 "eval_steps", "intra_op_threads", "seed", "importance_exponent_steps"):
         need(getattr(config, name) >= 0, name, "0 or more")
     need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
          f"at least --action_repeat ({config.action_repeat})")
@@ -207,6 +254,15 @@ def validate(config: Config) -> Config:
          "positive")
     need(config.optimizer in _OPTIMIZER_NAMES, "optimizer", f"one of {_OPTIMIZER_NAMES}")
     need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
+    need(config.head in HEADS, "head", f"one of {HEADS}")
+    need(config.encoder in ENCODERS, "encoder", f"one of {ENCODERS}")
+    need(config.num_quantiles >= 1, "num_quantiles", "at least 1")
+    need(config.head != "quantile" or config.loss == "huber", "loss",
+         "huber with --head=quantile (its loss is the quantile Huber loss)")
+    need(config.priority_exponent >= 0, "priority_exponent", "0 or more")
+    need(config.priority_epsilon > 0, "priority_epsilon", "positive")
+    for name in ("importance_exponent_start", "importance_exponent_end"):
+        need(0.0 <= getattr(config, name) <= 1.0, name, "in [0, 1]")
     need(all(s >= 1 for s in config.mlp_hidden_sizes), "mlp_hidden_sizes",
          "a comma-separated list of positive widths")
     need(config.min_replay_size <= config.replay_capacity, "min_replay_size",

@@ -5,6 +5,8 @@ The SavedModel has one `serving_default` signature:
   observations: [None, H, 84, 84] uint8 (Atari) or [None, D*H] float32 (vector envs)
   -> {"q_values": [None, num_actions] float32, "action": [None] int32}
 
+(`q_values` is the mean over quantiles for a quantile head.)
+
 It is written by Keras's own `keras.export.ExportArchive`, which names and tracks
 the variables so that every client finds them: `tf.saved_model.load`, the TF1
 session loader that TensorFlow Serving and `saved_model_cli run` use, and
@@ -66,13 +68,14 @@ def export_saved_model(network, directory: str, *, env: dict, agent_steps: int,
     os.makedirs(parent, exist_ok=True)
     metadata = {"format": FORMAT, "env": env, "agent_steps": agent_steps, "config": config}
     metadata.update(extra or {})
+    from dqn_tf import networks  # Here: dqn_tf.evaluate imports this module, not networks.
     partial = f"{directory}.partial-{os.getpid()}"
     shutil.rmtree(partial, ignore_errors=True)
     input_shape = list(network.input_shape[1:])
     dtype = tf.uint8 if len(input_shape) == 3 else tf.float32
 
     def serve(observations):
-        q_values = network(observations, training=False)
+        q_values = networks.q_values(network(observations, training=False))
         return {"q_values": q_values,
                 "action": tf.argmax(q_values, axis=1, output_type=tf.int32)}
 
@@ -100,7 +103,7 @@ def main(argv):
     """Exports the newest complete checkpoint of a run directory."""
     del argv
     from absl import flags
-    from dqn_tf import atari_env, checkpointing, networks, optimizers
+    from dqn_tf import atari_env, checkpointing, networks, optimizers  # The trainer's side.
     from dqn_tf.errors import UserInputError
     from dqn_tf.history import stack_shape
     flag_values = flags.FLAGS
@@ -114,8 +117,8 @@ def main(argv):
             config = json.load(f)
         env = atari_env.make_env(config["env"])
         shape = stack_shape(env.observation_shape, config["history_length"])
-        online = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])
-        target = networks.q_network(env.num_actions, shape, config["mlp_hidden_sizes"])
+        online = networks.from_run_config(config, env.num_actions, shape, "online")
+        target = networks.from_run_config(config, env.num_actions, shape, "target")
         optimizer = optimizers.make_optimizer(config["optimizer"], config["learning_rate"],
                                               config["optimizer_epsilon"], config["batch_size"])
         optimizer.build(online.trainable_variables)

@@ -21,14 +21,15 @@ import tqdm
 
 from dqn_tf import agent as agent_lib
 from dqn_tf import atari_env, checkpointing, export, networks, optimizers, replay, run_loop
-from dqn_tf import seeding, summaries, threads
+from dqn_tf import results, seeding, summaries, threads
 from dqn_tf import config as config_lib
 from dqn_tf.errors import OutputWriteError, UserInputError
 from dqn_tf.history import stack_shape
 
 _STATE_VERSION = 2  # 2: seeds from dqn_tf.seeding, incremental replay chunks.
 EXIT_STOPPED_BY_SIGNAL = 75  # EX_TEMPFAIL: checkpointed; rerun the same command to resume.
-LOSS_TAGS = {"huber": "Loss/Huber", "mse": "Loss/MSE"}  # TensorBoard tag of each --loss
+LOSS_TAGS = {"huber": "Loss/Huber", "mse": "Loss/MSE",  # TensorBoard tag of each --loss,
+             "quantile": "Loss/QuantileHuber"}  # and of the quantile head's loss.
 
 
 def build_env(config: config_lib.Config, seeds: list) -> atari_env.BatchedEnv:
@@ -44,12 +45,15 @@ def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_l
     """Networks, optimizer, replay and agent for `env`, all from `config`."""
     tf.keras.utils.set_random_seed(seeding.int_seed(config.seed, "network"))
     shape = stack_shape(env.observation_shape, config.history_length)
-    online = networks.q_network(env.num_actions, shape, config.mlp_hidden_sizes, "online")
-    target = networks.q_network(env.num_actions, shape, config.mlp_hidden_sizes, "target")
+    run_config = dataclasses.asdict(config)
+    online = networks.from_run_config(run_config, env.num_actions, shape, "online")
+    target = networks.from_run_config(run_config, env.num_actions, shape, "target")
     memory = replay.ReplayMemory(
         config.replay_capacity, env.observation_shape, env.observation_dtype,
         history_length=config.history_length, n_step=config.n_step, gamma=config.gamma,
-        num_envs=config.num_envs, seed=seeding.seed_sequence(config.seed, "replay"))
+        num_envs=config.num_envs, seed=seeding.seed_sequence(config.seed, "replay"),
+        prioritized=config.prioritized, priority_exponent=config.priority_exponent,
+        priority_epsilon=config.priority_epsilon)
     return agent_lib.DqnAgent(
         online_network=online, target_network=target,
         optimizer=optimizers.make_optimizer(config.optimizer, config.learning_rate,
@@ -62,6 +66,10 @@ def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_l
         epsilon_start=config.epsilon_start, epsilon_end=config.epsilon_end,
         epsilon_decay_steps=config.epsilon_decay_steps, reward_clip=config.reward_clip,
         life_loss_terminal=config.life_loss_terminal, loss=config.loss,
+        double_q=config.double_q, epsilon_decay_from_start=config.epsilon_decay_from_start,
+        importance_exponent=(
+            (config.importance_exponent_start, config.importance_exponent_end,
+             config.importance_exponent_steps) if config.prioritized else (0.0, 0.0, 0)),
         max_grad_norm=config.max_grad_norm,
         jit_compile=config.jit_compile, jit_act=config.jit_act)
 
@@ -210,13 +218,17 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
         os.path.join(config.output_dir, "checkpoints"), agent.trackables(),
         config.keep_checkpoints, replay=agent.replay if config.checkpoint_replay else None)
     logdir = os.path.join(config.output_dir, "tensorboard")
-    run_state = {"best_eval_return": None, "last_eval_return": None, "last_eval_step": None}
+    run_state = {"best_eval_return": None, "last_eval_return": None, "last_eval_step": None,
+                 "recent_train_returns": []}
     restored = restore(config, agent, env, checkpointer)
     run_state.update(restored or {})
     # A killed process may have flushed points past the step we restart from (with no
     # checkpoint, that is every point): drop them so no step is plotted twice.
     restart_step = agent.agent_steps if restored is not None else -1
     dropped = summaries.discard_events_after(logdir, restart_step, rewritten_tags=("config",))
+    results_log = results.ResultsLog(config.output_dir, restart_step)
+    # Emulator frames per agent step: the action repeat, for Atari games only.
+    frames_per_step = config.action_repeat if atari_env.is_atari(config.env) else 1
     if dropped:
         print(f"Dropped {dropped} TensorBoard events that an earlier process logged past its "
               f"last checkpoint (agent step {max(restart_step, 0):,}).")
@@ -229,9 +241,11 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
                                    env.observation_shape)
 
     def save_checkpoint():
+        run_state["recent_train_returns"] = list(recent_returns)
         state = {"version": _STATE_VERSION, "agent": agent.get_state(), "run": run_state,
                  "config": dataclasses.asdict(config)}
         writer.flush()  # Every point up to this step is on disk before the checkpoint is.
+        results_log.flush()
         try:
             return checkpointer.save(agent.agent_steps, state)
         except (OSError, tf.errors.OpError) as error:
@@ -271,6 +285,13 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
         run_state.update(last_eval_return=mean, last_eval_step=steps)
         writer.scalars(steps, {"Eval/AverageReturns": mean,
                                "Eval/StdReturns": float(returns.std())})
+        results_log.evaluation({
+            "agent_steps": steps, "frames": steps * frames_per_step,
+            "returns": returns.tolist(), "mean": mean, "std": float(returns.std()),
+            "protocol": "training env", "epsilon": config.eval_epsilon,
+            "episodes": config.eval_episodes, "min_agent_steps": config.eval_steps,
+            "sticky_action_prob": config.sticky_action_prob, "noop_max": config.noop_max,
+            "max_frames_per_episode": config.max_frames_per_episode})
         bar.write(f"eval at step {steps:,}: return {mean:.1f} +- {returns.std():.1f} "
                   f"over {len(returns)} games")
         best = run_state["best_eval_return"]
@@ -285,9 +306,9 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
             steps, eval_every=config.eval_every, num_steps=config.num_steps,
             last_eval_step=run_state["last_eval_step"])
 
-    loss_tag = LOSS_TAGS[config.loss]
+    loss_tag = LOSS_TAGS["quantile" if config.head == "quantile" else config.loss]
     tracker = run_loop.EpisodeTracker(env.num_envs)
-    recent_returns = collections.deque(maxlen=100)
+    recent_returns = collections.deque(run_state["recent_train_returns"], maxlen=100)
     next_summary = next_multiple(agent.agent_steps, config.summary_every)
     next_checkpoint = next_multiple(agent.agent_steps, config.checkpoint_every)
     last_time, last_steps = time.perf_counter(), agent.agent_steps
@@ -305,6 +326,8 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
                 recent_returns.append(episode.episode_return)
                 writer.scalars(agent.agent_steps, {"Train/EpisodeReturn": episode.episode_return,
                                                    "Train/EpisodeLength": episode.length})
+                results_log.train_game(agent.agent_steps, agent.agent_steps * frames_per_step,
+                                       episode.episode_return, episode.length)
             steps = agent.agent_steps
             if steps >= next_summary:
                 now = time.perf_counter()
@@ -330,6 +353,13 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
                 bar.update(steps - bar.n)
                 next_summary = next_multiple(steps, config.summary_every)
             done = steps >= config.num_steps or stop.requested
+            if (config.stop_at_train_return is not None and len(recent_returns) == 100
+                    and np.mean(recent_returns) >= config.stop_at_train_return and not done):
+                bar.write(f"mean return of the last 100 training games "
+                          f"{np.mean(recent_returns):.2f} >= --stop_at_train_return "
+                          f"{config.stop_at_train_return}: stopping at agent step {steps:,} "
+                          f"({steps * frames_per_step:,} frames)")
+                done = True
             if eval_owed(steps):
                 mean = run_evaluation(steps)
                 if mean is None:
@@ -351,6 +381,7 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
         bar.close()
         writer.flush()
         writer.close()
+        results_log.close()
         env.close()
         eval_env.close()
     return {"agent_steps": agent.agent_steps, "updates": agent.updates,

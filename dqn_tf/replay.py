@@ -30,6 +30,15 @@ Sampling index i (vectorised over the batch, redrawing only the failures)::
     the horizon: the true next state was never seen.
   * i must leave room for its stack behind it (once the segment has wrapped)
     and for i+n ahead of it (the next observation must be written).
+
+Prioritized replay (Schaul et al., 2016; `prioritized=True`) draws i with
+probability p_i / sum p from a `SumTree` over every (env, slot), leaf e * C + slot.
+Only sampleable indices carry mass: an index gets the running maximum priority
+when its n-step horizon is complete (n adds after its own) if the rules above
+accept it, and loses its mass when its slot is overwritten or its stack's oldest
+frame is. The learner sets p_i = (priority_i + epsilon)^alpha from the update's
+errors (`update_priorities`); batches come with importance weights
+(N P(i))^-beta / max, normalised by the batch's largest.
 """
 
 from typing import NamedTuple
@@ -38,6 +47,7 @@ import numpy as np
 
 from dqn_tf.errors import UserInputError
 from dqn_tf.history import stack_frames
+from dqn_tf.sum_tree import SumTree
 
 # The per-transition arrays, each [num_envs, segment_capacity, ...]: what is saved.
 TRANSITION_ARRAYS = ("frames", "action", "reward", "terminal", "episode_end")
@@ -52,6 +62,8 @@ class Transitions(NamedTuple):
       r_t: [B] float32 discounted sum of the next n clipped rewards.
       discount_t: [B] float32, gamma^n, or 0 when the horizon hit a terminal.
       s_t: [B, *stack_shape] states n steps later.
+      weight: [B] float32 importance weights (ones for uniform sampling).
+      key: [B] int64 leaf of each transition (env * C + slot), for `update_priorities`.
     """
 
     s_tm1: np.ndarray
@@ -59,14 +71,17 @@ class Transitions(NamedTuple):
     r_t: np.ndarray
     discount_t: np.ndarray
     s_t: np.ndarray
+    weight: np.ndarray
+    key: np.ndarray
 
 
 class ReplayMemory:
-    """Uniform experience replay that stores each observation once."""
+    """Uniform or prioritized experience replay that stores each observation once."""
 
     def __init__(self, capacity: int, observation_shape: tuple, observation_dtype=np.uint8,
                  *, history_length: int = 4, n_step: int = 1, gamma: float = 0.99,
-                 num_envs: int = 1, seed=0):
+                 num_envs: int = 1, seed=0, prioritized: bool = False,
+                 priority_exponent: float = 0.6, priority_epsilon: float = 1e-6):
         """Args:
           capacity: total transitions kept, split evenly over num_envs segments.
           observation_shape: one observation, (84, 84) or (D,).
@@ -76,6 +91,9 @@ class ReplayMemory:
           gamma: per-step discount.
           num_envs: number of envs adding in lockstep (one segment each).
           seed: seeds the sampling RNG (an int or a `np.random.SeedSequence`).
+          prioritized: sample proportionally to priorities (a `SumTree`), else uniformly.
+          priority_exponent: alpha, p = (priority + priority_epsilon)^alpha.
+          priority_epsilon: added to every priority so none is exactly zero.
         """
         if capacity < num_envs:
             raise UserInputError(f"replay capacity {capacity} < num_envs {num_envs}: "
@@ -105,6 +123,11 @@ class ReplayMemory:
         # num_added).
         self.unsaved_from = np.zeros(e, np.int64)
         self._discounts = gamma ** np.arange(n_step, dtype=np.float64)
+        self.tree = SumTree(e * c) if prioritized else None
+        self.priority_exponent = priority_exponent
+        self.priority_epsilon = priority_epsilon
+        self.max_priority = 1.0  # Running max of p: what a new transition gets.
+        self._pending = []  # (leaves, values) for the tree, written before it is read.
 
     def first_kept(self) -> np.ndarray:
         """[E] absolute index of each env's oldest transition still held."""
@@ -141,6 +164,8 @@ class ReplayMemory:
         envs = np.arange(self.num_envs) if env_mask is None else np.flatnonzero(env_mask)
         if envs.size == 0:
             return
+        if self.tree is not None:
+            low_before = self._low(self.first_kept()[envs])
         slots = self.num_added[envs] % self.segment_capacity
         self.frames[envs, slots] = observation[envs]
         self.action[envs, slots] = action[envs]
@@ -148,16 +173,97 @@ class ReplayMemory:
         self.terminal[envs, slots] = terminal[envs]
         self.episode_end[envs, slots] = episode_end[envs]
         self.num_added[envs] += 1
+        if self.tree is not None:
+            self._track_priorities(envs, low_before)
+
+    def _track_priorities(self, envs: np.ndarray, low_before: np.ndarray) -> None:
+        """Tree bookkeeping for one add to `envs`: the written slot and indices that lost
+        their stack's oldest frame get no mass; the index whose horizon this add completed
+        gets the max priority if it can be sampled. Queued, written before the tree is read.
+        """
+        c = self.segment_capacity
+        newest = self.num_added[envs] - 1
+        low_after = self._low(self.first_kept()[envs])
+        lost = np.maximum(low_after - low_before, 0)  # Usually 0 or 1; H at the first wrap.
+        lost_env = np.repeat(envs, lost)
+        lost_index = np.repeat(low_after - lost, lost) + (
+            np.arange(lost.sum()) - np.repeat(np.cumsum(lost) - lost, lost))
+        zero = np.concatenate([envs * c + newest % c, lost_env * c + lost_index % c])
+        complete = newest - self.n_step  # Its next state was just written.
+        ready = complete >= low_after
+        ready_env, ready_index = envs[ready], complete[ready]
+        valid, *_ = self._horizon(ready_env, ready_index)
+        ready_env, ready_index = ready_env[valid], ready_index[valid]
+        self._pending.append((zero, np.zeros(len(zero))))
+        self._pending.append((ready_env * c + ready_index % c,
+                              np.full(len(ready_env), self.max_priority)))
+
+    def _flush(self) -> None:
+        for leaves, values in self._pending:
+            self.tree.set(leaves, values)
+        self._pending.clear()
+
+    def _absolute_index(self, env: np.ndarray, slot: np.ndarray) -> np.ndarray:
+        """The absolute index held in `slot` of `env` (the newest that maps to it)."""
+        last = self.num_added[env] - 1
+        return last - (last - slot) % self.segment_capacity
+
+    def sampleable(self) -> tuple:
+        """Every (env, index) that can be sampled now: ([K] envs, [K] indices)."""
+        low, high = self._index_ranges()
+        counts = np.maximum(high - low + 1, 0)
+        env = np.repeat(np.arange(self.num_envs), counts)
+        index = np.repeat(low, counts) + (np.arange(counts.sum()) -
+                                          np.repeat(np.cumsum(counts) - counts, counts))
+        valid, *_ = self._horizon(env, index)
+        return env[valid], index[valid]
+
+    def rebuild_priorities(self, leaves: np.ndarray | None = None) -> None:
+        """Sets the tree from [E * C] leaf priorities, or (None) gives every sampleable
+        transition the max priority; either way only sampleable transitions keep mass
+        (a restore may have lost some). For a memory restored from disk."""
+        if self.tree is None:
+            return
+        env, index = self.sampleable()
+        keys = env * self.segment_capacity + index % self.segment_capacity
+        values = np.zeros(self.tree.size)
+        values[keys] = self.max_priority if leaves is None else leaves[keys]
+        self._pending.clear()
+        self.tree.set_all(values)
+
+    def priorities(self) -> np.ndarray:
+        """[E * C] float64 leaf priorities (a copy), to save beside the replay."""
+        self._flush()
+        return self.tree.leaves().copy()
+
+    def update_priorities(self, keys: np.ndarray, priorities: np.ndarray) -> None:
+        """Sets the sampled transitions' priorities from the update's errors.
+
+        Args:
+          keys: [B] the `Transitions.key` of a batch.
+          priorities: [B] non-negative errors (|TD error|, or a quantile loss).
+        """
+        if self.tree is None:
+            return
+        self._flush()
+        p = (np.asarray(priorities, np.float64) + self.priority_epsilon) ** self.priority_exponent
+        live = self.tree.get(keys) > 0  # Not overwritten since it was sampled.
+        self.tree.set(keys[live], p[live])
+        self.max_priority = max(self.max_priority, float(p.max()))
 
     def _index_ranges(self):
         """Per env, the inclusive range [low, high] of absolute indices that can be sampled."""
-        oldest = self.first_kept()
-        low = np.where(oldest > 0, oldest + self.history_length - 1, 0)
-        high = self.num_added - 1 - self.n_step
-        return low, high
+        return self._low(self.first_kept()), self.num_added - 1 - self.n_step
+
+    def _low(self, first_kept: np.ndarray) -> np.ndarray:
+        """The lowest index with room for its stack when the oldest held is first_kept."""
+        return np.where(first_kept > 0, first_kept + self.history_length - 1, 0)
 
     def can_sample(self) -> bool:
         low, high = self._index_ranges()
+        if self.tree is not None:
+            self._flush()
+            return bool((high >= low).any()) and self.tree.total() > 0
         return bool((high >= low).any())
 
     def _draw(self, size: int):
@@ -207,26 +313,47 @@ class ReplayMemory:
             frames[~keep] = 0
         return stack_frames(frames)
 
-    def sample(self, batch_size: int, max_redraws: int = 100) -> Transitions:
-        """Draws `batch_size` valid transitions uniformly at random.
+    def sample(self, batch_size: int, importance_exponent: float = 0.0,
+               max_redraws: int = 100) -> Transitions:
+        """Draws `batch_size` valid transitions: uniformly, or in proportion to their
+        priorities (stratified over the tree's total).
+
+        Args:
+          batch_size: transitions to draw.
+          importance_exponent: beta of the prioritized weights (N P(i))^-beta / max;
+            normalised by the batch's largest, they are (P(i) / min_batch P)^-beta.
+          max_redraws: uniform sampling redraws invalid indices at most this often.
 
         Raises:
           RuntimeError: nothing can be sampled yet, or no valid index after redraws.
         """
         if not self.can_sample():
             raise RuntimeError(f"replay holds {len(self)} transitions, too few to sample")
-        env, index = self._draw(batch_size)
-        valid, steps, r_t, discount_t = self._horizon(env, index)
-        for _ in range(max_redraws):
-            if valid.all():
-                break
-            bad = np.flatnonzero(~valid)
-            env[bad], index[bad] = self._draw(bad.size)
-            valid[bad], steps[bad], r_t[bad], discount_t[bad] = self._horizon(
-                env[bad], index[bad])
+        c = self.segment_capacity
+        if self.tree is not None:
+            keys = self.tree.sample(batch_size, self.rng)
+            env, slot = np.divmod(keys, c)
+            index = self._absolute_index(env, slot)
+            valid, steps, r_t, discount_t = self._horizon(env, index)
+            if not valid.all():  # Mass only ever sits on sampleable transitions.
+                raise RuntimeError(f"prioritized replay drew invalid indices {index[~valid]}")
+            probability = self.tree.get(keys)
+            weight = (probability / probability.min()) ** -importance_exponent
         else:
-            raise RuntimeError("no valid transition found; is every episode truncated?")
+            env, index = self._draw(batch_size)
+            valid, steps, r_t, discount_t = self._horizon(env, index)
+            for _ in range(max_redraws):
+                if valid.all():
+                    break
+                bad = np.flatnonzero(~valid)
+                env[bad], index[bad] = self._draw(bad.size)
+                valid[bad], steps[bad], r_t[bad], discount_t[bad] = self._horizon(
+                    env[bad], index[bad])
+            else:
+                raise RuntimeError("no valid transition found; is every episode truncated?")
+            keys, weight = env * c + index % c, np.ones(batch_size)
         both = self.stacks(np.concatenate([env, env]), np.concatenate([index, index + steps]))
-        a_tm1 = self.action[env, index % self.segment_capacity]
+        a_tm1 = self.action[env, index % c]
         return Transitions(s_tm1=both[:batch_size], a_tm1=a_tm1, r_t=r_t,
-                           discount_t=discount_t, s_t=both[batch_size:])
+                           discount_t=discount_t, s_t=both[batch_size:],
+                           weight=weight.astype(np.float32), key=keys)

@@ -8,7 +8,9 @@ already on disk. Layout, under `<output_dir>/checkpoints/replay/`::
 
 A checkpoint's `replay.json` (in its own directory, under its MANIFEST) is the record
 of its replay: the memory's counters and the chunks that hold it, oldest first, with
-the size and CRC-32 of every file. Chunks are written once under a `.partial` name,
+the size and CRC-32 of every file. A prioritized replay's sum-tree leaves change
+everywhere between checkpoints, so each checkpoint holds its own `priorities.npy`
+(8 bytes per transition). Chunks are written once under a `.partial` name,
 then renamed, and never changed; where two chunks of an env overlap, the later one
 wins (a resume turns each env's last transition into a truncation, and the next
 checkpoint writes that one transition again).
@@ -43,6 +45,7 @@ from dqn_tf.replay import TRANSITION_ARRAYS, ReplayMemory
 
 FORMAT_VERSION = 2
 PIECES_PER_SEGMENT = 16
+PRIORITIES = "priorities.npy"  # In each checkpoint's directory, for prioritized replay.
 _BLOCK_BYTES = 64 << 20
 
 
@@ -61,8 +64,10 @@ class ReplayStore:
 
     # ------------------------------------------------------------------ writing
 
-    def write(self) -> dict:
-        """Writes chunks for every transition changed since the last `commit` or `read`.
+    def write(self, checkpoint_directory: str | None = None) -> dict:
+        """Writes chunks for every transition changed since the last `commit` or `read`,
+        and (prioritized replay) the sum tree's leaves into `checkpoint_directory`: they
+        change everywhere between checkpoints, so each checkpoint has its own copy.
 
         Returns:
           The replay record for the checkpoint (`commit` it once the checkpoint is
@@ -82,8 +87,12 @@ class ReplayStore:
         if new:
             fsync_directory(self.directory)
         held = [c for c in self._chunks if c["end"] > first_kept[c["env"]]]
-        return dict(self._metadata(), num_added=m.num_added.tolist(),
-                    first_kept=first_kept.tolist(), chunks=held + new)
+        record = dict(self._metadata(), num_added=m.num_added.tolist(),
+                      first_kept=first_kept.tolist(), chunks=held + new)
+        if m.tree is not None and checkpoint_directory is not None:
+            entry = _write_npy(os.path.join(checkpoint_directory, PRIORITIES), m.priorities())
+            record["priorities"] = dict(entry, max_priority=m.max_priority)
+        return record
 
     def commit(self, record: dict) -> None:
         """The checkpoint holding `record` is complete: its chunks are now the base."""
@@ -121,11 +130,14 @@ class ReplayStore:
 
     # ------------------------------------------------------------------ reading
 
-    def read(self, record: dict) -> list:
+    def read(self, record: dict, checkpoint_directory: str | None = None) -> list:
         """Fills the memory with the replay of `record` (a checkpoint's replay.json).
 
         Per env, chunks are read newest first into place; the first one missing or
-        damaged ends that env's replay there (it keeps what is newer).
+        damaged ends that env's replay there (it keeps what is newer). A prioritized
+        memory reads its tree's leaves from `checkpoint_directory`, keeping mass only on
+        transitions it can sample; without them (missing, damaged, or a record of a
+        uniform replay) every sampleable transition gets the max priority.
 
         Returns:
           One warning per env that lost transitions (empty if all were read).
@@ -170,12 +182,33 @@ class ReplayStore:
         self._chunks = [c for c in record["chunks"]
                         if c["name"] not in bad and c["end"] > first_kept[c["env"]]]
         warnings = []
+        if m.tree is not None:
+            warnings += self._read_priorities(record, checkpoint_directory)
         for env, problem in sorted(damaged.items()):
             lost = int(filled_from[env] - window_low[env])
             warnings.append(f"replay of env {env} lost its {lost:,} oldest transitions "
                             f"({problem}); it keeps the {int(num_added[env] - filled_from[env]):,} "
                             "newer ones")
         return warnings
+
+    def _read_priorities(self, record: dict, checkpoint_directory: str | None) -> list:
+        m = self.memory
+        entry = record.get("priorities")
+        if entry is None or checkpoint_directory is None:
+            m.rebuild_priorities(None)
+            return ["the replay has no saved priorities: every transition starts at the max "
+                    "priority"]
+        m.max_priority = float(entry["max_priority"])
+        leaves = np.zeros(m.tree.size)
+        try:
+            _read_npy_range(os.path.join(checkpoint_directory, PRIORITIES), entry,
+                            (m.tree.size,), np.float64, 0, leaves)
+        except ChunkDamaged as error:
+            m.rebuild_priorities(None)
+            return [f"priorities not restored ({error}): every transition starts at the max "
+                    "priority"]
+        m.rebuild_priorities(leaves)
+        return []
 
     def _read_chunk(self, chunk: dict, low: int, high: int) -> None:
         """Reads transitions [low, high) of `chunk` into their slots, checking every file."""

@@ -63,6 +63,20 @@ def discard_events_after(logdir: str, step: int, rewritten_tags: tuple = ()) -> 
     return dropped
 
 
+def read_scalars(logdir: str) -> dict:
+    """{tag: [(step, value)]} of the scalars in `logdir`, read by TensorBoard's own reader
+    (TF2 writes scalars as tensors)."""
+    from tensorboard.backend.event_processing import event_accumulator
+    reader = event_accumulator.EventAccumulator(str(logdir), size_guidance={"tensors": 0})
+    reader.Reload()
+    scalars = {}
+    for tag in reader.Tags()["tensors"]:
+        values = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in reader.Tensors(tag)]
+        if all(v.dtype.kind == "f" for _, v in values):  # Skip text summaries.
+            scalars[tag] = [(step, float(v)) for step, v in values]
+    return scalars
+
+
 class TensorBoardWriter:
     """Writes event files under `logdir`."""
 

@@ -1,5 +1,6 @@
 """Tests for dqn_tf.agent: the update against NumPy, tracing, target sync, cadence."""
 
+import os
 import sys
 
 import keras
@@ -11,60 +12,149 @@ from dqn_tf import agent as agent_lib
 from dqn_tf import atari_env, networks, optimizers, replay, run_loop
 from tests.fakes import ScriptedGame
 
+FLAGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "flags")
 
-def linear_network(weights, bias):
-    """Q(s) = s @ weights + bias, a network whose gradient we can write by hand."""
-    model = keras.Sequential([keras.Input((weights.shape[0],)), keras.layers.Dense(
-        weights.shape[1])])
-    model.set_weights([weights.astype(np.float32), bias.astype(np.float32)])
+
+def linear_network(weights, bias, num_quantiles=0):
+    """Q(s) = s @ weights + bias (reshaped to [B, A, N] with quantiles): a network
+    whose gradient we can write by hand."""
+    layers = [keras.Input((weights.shape[0],)), keras.layers.Dense(weights.shape[1])]
+    if num_quantiles:
+        layers.append(keras.layers.Reshape((weights.shape[1] // num_quantiles, num_quantiles)))
+    model = keras.Sequential(layers)
+    model.layers[0].set_weights([weights.astype(np.float32), bias.astype(np.float32)])
     return model
 
 
-def numpy_update(w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr,
-                 loss="huber"):
+def numpy_update(w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, weight_t,
+                 lr, loss="huber", double_q=False):
     """Independent reference: DQN loss and one SGD step, written out in NumPy."""
     q_target_t = s_t @ w_target + b_target
-    y = r_t + discount_t * q_target_t.max(axis=1)  # Masked max target.
+    q_online_t = s_t @ w + b
+    a_star = (q_online_t if double_q else q_target_t).argmax(axis=1)  # Double DQN picks online.
+    y = r_t + discount_t * q_target_t[np.arange(len(a_star)), a_star]  # Masked target.
     q_tm1 = s_tm1 @ w + b
     q_acted = q_tm1[np.arange(len(a_tm1)), a_tm1]  # Gather of the taken action.
     td = y - q_acted
     dq = np.zeros_like(q_tm1)  # d loss / d q_tm1: only the taken action's column.
     if loss == "huber":
-        value = np.where(np.abs(td) <= 1, 0.5 * td ** 2, np.abs(td) - 0.5).mean()
-        dq[np.arange(len(a_tm1)), a_tm1] = -np.clip(td, -1, 1) / len(a_tm1)
+        per_sample = np.where(np.abs(td) <= 1, 0.5 * td ** 2, np.abs(td) - 0.5)
+        dq[np.arange(len(a_tm1)), a_tm1] = -weight_t * np.clip(td, -1, 1) / len(a_tm1)
     else:  # Dopamine's mse_loss: (y - q)^2 with no 1/2, mean over the batch.
-        value = (td ** 2).mean()
-        dq[np.arange(len(a_tm1)), a_tm1] = -2 * td / len(a_tm1)
+        per_sample = td ** 2
+        dq[np.arange(len(a_tm1)), a_tm1] = -weight_t * 2 * td / len(a_tm1)
+    value = (weight_t * per_sample).mean()
     grad_w, grad_b = s_tm1.T @ dq, dq.sum(axis=0)
     grad_norm = np.sqrt((grad_w ** 2).sum() + (grad_b ** 2).sum())
-    return value, q_tm1, w - lr * grad_w, b - lr * grad_b, grad_norm
+    return value, q_tm1, w - lr * grad_w, b - lr * grad_b, grad_norm, np.abs(td)
 
 
-@pytest.mark.parametrize("jit_compile,loss", [(False, "huber"), (True, "huber"),
-                                              (False, "mse")])
-def test_update_matches_numpy_reference(jit_compile, loss):
+def random_batch(rng, batch=6, dim=3, num_actions=4):
+    s_tm1 = rng.normal(size=(batch, dim)).astype(np.float32) * 3  # Some |td| > 1.
+    s_t = rng.normal(size=(batch, dim)).astype(np.float32)
+    a_tm1 = rng.integers(0, num_actions, batch).astype(np.int32)
+    r_t = rng.normal(size=batch).astype(np.float32)
+    # Terminals (0), gamma and an n-step gamma^3 discount.
+    discount_t = rng.choice([0.0, 0.99, 0.99 ** 3], batch).astype(np.float32)
+    weight_t = rng.uniform(0.2, 1.0, batch).astype(np.float32)  # Importance weights.
+    return s_tm1, a_tm1, r_t, discount_t, s_t, weight_t
+
+
+@pytest.mark.parametrize("jit_compile,loss,double_q", [
+    (False, "huber", False), (True, "huber", False), (False, "mse", False),
+    (False, "huber", True), (True, "mse", True)])
+def test_update_matches_numpy_reference(jit_compile, loss, double_q):
     rng = np.random.default_rng(0)
     w, b = rng.normal(size=(3, 4)), rng.normal(size=4)
     w_target, b_target = rng.normal(size=(3, 4)), rng.normal(size=4)
     online, target = linear_network(w, b), linear_network(w_target, b_target)
-    optimizer = keras.optimizers.SGD(learning_rate=0.1)
-    update = agent_lib.build_update_fn(online, target, optimizer,
-                                       agent_lib.state_spec((3,), np.float32),
-                                       loss=loss, jit_compile=jit_compile)
-    s_tm1 = rng.normal(size=(6, 3)).astype(np.float32) * 3  # Some |td| > 1: both Huber arms.
-    s_t = rng.normal(size=(6, 3)).astype(np.float32)
-    a_tm1 = np.array([0, 1, 2, 3, 1, 1], np.int32)
-    r_t = np.array([1, -1, 0, 0.5, 2, 0], np.float32)
-    # Terminal (0), gamma (0.99) and an n-step gamma^3 discount.
-    discount_t = np.array([0.0, 0.99, 0.99, 0.99 ** 3, 0.0, 0.99], np.float32)
-    metrics = update(s_tm1, a_tm1, r_t, discount_t, s_t).numpy()
-    loss, q_tm1, w_new, b_new, grad_norm = numpy_update(
-        w, b, w_target, b_target, s_tm1, a_tm1, r_t, discount_t, s_t, lr=0.1, loss=loss)
-    np.testing.assert_allclose(metrics, [loss, q_tm1.mean(), q_tm1.max(), grad_norm],
+    update = agent_lib.build_update_fn(online, target, keras.optimizers.SGD(learning_rate=0.1),
+                                       agent_lib.state_spec((3,), np.float32), loss=loss,
+                                       double_q=double_q, jit_compile=jit_compile)
+    batch = random_batch(rng)
+    metrics, priorities = update(*batch)
+    value, q_tm1, w_new, b_new, grad_norm, abs_td = numpy_update(
+        w, b, w_target, b_target, *batch, lr=0.1, loss=loss, double_q=double_q)
+    np.testing.assert_allclose(metrics.numpy(), [value, q_tm1.mean(), q_tm1.max(), grad_norm],
                                rtol=1e-5)
+    np.testing.assert_allclose(priorities.numpy(), abs_td, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(online.get_weights()[0], w_new, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(online.get_weights()[1], b_new, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(target.get_weights()[0], w_target.astype(np.float32))
+
+
+def test_double_q_target_differs_from_the_max_where_the_networks_disagree():
+    rng = np.random.default_rng(3)
+    w, b = rng.normal(size=(3, 4)), rng.normal(size=4)
+    w_target, b_target = rng.normal(size=(3, 4)), rng.normal(size=4)
+    batch = random_batch(rng, batch=64)
+    s_t = batch[4]
+    disagree = (s_t @ w + b).argmax(1) != (s_t @ w_target + b_target).argmax(1)
+    assert disagree.any()  # The test means something only where the argmaxes differ.
+    plain = numpy_update(w, b, w_target, b_target, *batch, lr=0.0)[-1]
+    double = numpy_update(w, b, w_target, b_target, *batch, lr=0.0, double_q=True)[-1]
+    assert not np.allclose(plain[disagree & (batch[3] > 0)], double[disagree & (batch[3] > 0)])
+
+
+def numpy_quantile_huber(target, quantiles):
+    """Per-sample loss and d loss / d quantiles, written out loop by loop."""
+    batch, n = quantiles.shape
+    loss, grad = np.zeros(batch), np.zeros((batch, n))
+    for bi in range(batch):
+        for i in range(n):
+            tau = (i + 0.5) / n
+            for j in range(n):
+                u = target[bi, j] - quantiles[bi, i]
+                huber = 0.5 * u * u if abs(u) <= 1 else abs(u) - 0.5
+                k = abs(tau - (u < 0))
+                loss[bi] += k * huber / n  # sum over i, mean over j
+                grad[bi, i] += -k * np.clip(u, -1, 1) / n  # d huber(u) / du * du / dq
+    return loss, grad
+
+
+def test_quantile_huber_loss_and_its_gradient_against_numpy():
+    rng = np.random.default_rng(1)
+    target = (rng.normal(size=(5, 7)) * 2).astype(np.float32)
+    quantiles = tf.Variable((rng.normal(size=(5, 7)) * 2).astype(np.float32))
+    with tf.GradientTape() as tape:
+        loss = agent_lib.quantile_huber_loss(tf.constant(target), quantiles)
+        total = tf.reduce_sum(loss)
+    grad = tape.gradient(total, quantiles)
+    want_loss, want_grad = numpy_quantile_huber(target, quantiles.numpy())
+    np.testing.assert_allclose(loss.numpy(), want_loss, rtol=1e-5)
+    np.testing.assert_allclose(grad.numpy(), want_grad, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("double_q", [False, True])
+def test_quantile_update_matches_numpy_reference(double_q):
+    rng = np.random.default_rng(2)
+    num_actions, n = 3, 5
+    w, b = rng.normal(size=(3, num_actions * n)), rng.normal(size=num_actions * n)
+    w_target, b_target = rng.normal(size=(3, num_actions * n)), rng.normal(size=num_actions * n)
+    online = linear_network(w, b, num_quantiles=n)
+    target = linear_network(w_target, b_target, num_quantiles=n)
+    update = agent_lib.build_update_fn(online, target, keras.optimizers.SGD(learning_rate=0.1),
+                                       agent_lib.state_spec((3,), np.float32),
+                                       double_q=double_q)
+    s_tm1, a_tm1, r_t, discount_t, s_t, weight_t = random_batch(rng, num_actions=num_actions)
+    metrics, priorities = update(s_tm1, a_tm1, r_t, discount_t, s_t, weight_t)
+    z_target_t = (s_t @ w_target + b_target).reshape(-1, num_actions, n)
+    chooser = (s_t @ w + b).reshape(-1, num_actions, n) if double_q else z_target_t
+    a_star = chooser.mean(axis=2).argmax(axis=1)  # Greedy by the mean of the quantiles.
+    y = r_t[:, None] + discount_t[:, None] * z_target_t[np.arange(len(a_star)), a_star]
+    z_tm1 = (s_tm1 @ w + b).reshape(-1, num_actions, n)
+    per_sample, grad_z = numpy_quantile_huber(y, z_tm1[np.arange(len(a_tm1)), a_tm1])
+    dz = np.zeros_like(z_tm1)
+    dz[np.arange(len(a_tm1)), a_tm1] = weight_t[:, None] * grad_z / len(a_tm1)
+    dz = dz.reshape(len(a_tm1), -1)
+    np.testing.assert_allclose(metrics.numpy()[:3], [(weight_t * per_sample).mean(),
+                                                     z_tm1.mean(), z_tm1.mean(axis=2).max()],
+                               rtol=1e-5)
+    np.testing.assert_allclose(priorities.numpy(), per_sample, rtol=1e-5)  # Dopamine's.
+    np.testing.assert_allclose(online.get_weights()[0], w - 0.1 * s_tm1.T @ dz, rtol=1e-5,
+                               atol=1e-6)
+    np.testing.assert_allclose(online.get_weights()[1], b - 0.1 * dz.sum(axis=0), rtol=1e-5,
+                               atol=1e-6)
 
 
 @pytest.mark.parametrize("jit_act", [False, True])
@@ -86,16 +176,44 @@ def test_huber_loss_values():
     np.testing.assert_allclose(agent_lib.huber_loss(x).numpy(), expected)
 
 
-def test_update_does_not_retrace_across_batches_and_sizes():
-    online = networks.nature_cnn(6)
-    target = networks.nature_cnn(6)
-    update = agent_lib.build_update_fn(online, target, optimizers.make_optimizer("rmsprop"),
-                                       agent_lib.state_spec((4, 84, 84), np.uint8))
+def preset_learning_config(preset):
+    """A preset's learning settings (flags/<preset>), as main builds them."""
+    import dataclasses
+    from absl import flags
+    from absl.testing import flagsaver
+    from dqn_tf import config as config_lib
+    if not flags.FLAGS.is_parsed():
+        flags.FLAGS(["test"])
+    with flagsaver.flagsaver():
+        flags.FLAGS(["test", f"--flagfile={os.path.join(FLAGS_DIR, preset)}"])
+        return dataclasses.asdict(config_lib.from_flags())
+
+
+ATARI_PRESETS = sorted(p for p in os.listdir(FLAGS_DIR) if p != "cartpole.cfg")
+
+
+@pytest.mark.parametrize("preset", ATARI_PRESETS + ["impala"])
+def test_update_of_every_preset_traces_once_across_batches_and_sizes(preset):
+    """Each preset's flag combination (head, dueling, double Q, loss, optimizer) traces
+    its update once; "impala" is the Nature preset with the IMPALA encoder."""
+    config = preset_learning_config("dqn_nature.cfg" if preset == "impala" else preset)
+    if preset == "impala":
+        config["encoder"] = "impala"
+    online, target = (networks.from_run_config(config, 6, (4, 84, 84), name)
+                      for name in ("online", "target"))
+    update = agent_lib.build_update_fn(
+        online, target, optimizers.make_optimizer(config["optimizer"], config["learning_rate"],
+                                                  config["optimizer_epsilon"]),
+        agent_lib.state_spec((4, 84, 84), np.uint8), loss=config["loss"],
+        double_q=config["double_q"], max_grad_norm=config["max_grad_norm"])
     rng = np.random.default_rng(0)
     for batch_size in (32, 32, 8):
         s = rng.integers(0, 255, (batch_size, 4, 84, 84), dtype=np.uint8)
-        update(s, rng.integers(0, 6, batch_size, dtype=np.int32),
-               np.ones(batch_size, np.float32), np.full(batch_size, 0.99, np.float32), s)
+        metrics, priorities = update(
+            s, rng.integers(0, 6, batch_size, dtype=np.int32), np.ones(batch_size, np.float32),
+            np.full(batch_size, 0.99, np.float32), s, np.ones(batch_size, np.float32))
+        assert metrics.shape == (4,) and priorities.shape == (batch_size,)
+        assert np.isfinite(metrics.numpy()).all()
     assert update.experimental_get_tracing_count() == 1
 
 

@@ -117,6 +117,12 @@ def test_sigkill_at_random_moments_then_rerun_resumes_to_the_end(tmp_path):
     assert steps["Train/Epsilon"] == list(range(100, num_steps + 1, 100))
     assert steps["Eval/AverageReturns"] == list(range(1000, num_steps + 1, 1000))
     assert len(set(steps["Train/EpisodeReturn"])) == len(steps["Train/EpisodeReturn"])
+    # The results files too: each training game and evaluation once, in step order.
+    from dqn_tf import results
+    games = results.read_train_returns(out)["agent_steps"]
+    assert games == sorted(set(games)) and games == steps["Train/EpisodeReturn"]
+    assert [r["agent_steps"] for r in results.read_evaluations(out)] == list(
+        range(1000, num_steps + 1, 1000))
 
 
 @pytest.mark.slow

@@ -14,7 +14,7 @@ from absl.testing import flagsaver
 
 from dqn_tf import config as config_lib
 from dqn_tf import main as main_lib
-from dqn_tf import seeding
+from dqn_tf import results, seeding
 from tests.summaries_test import raw_scalar_steps, read_scalars
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
@@ -181,6 +181,17 @@ def test_an_evaluation_is_owed_until_it_has_run():
     assert owed(600, None, num_steps=600) and not owed(600, 600, num_steps=600)
     assert not main_lib.evaluation_owed(10**6, eval_every=0, num_steps=10**6,
                                         last_eval_step=None)
+
+
+@pytest.mark.slow
+def test_stop_at_train_return_stops_on_the_mean_of_the_last_100_games(tmp_path):
+    out = str(tmp_path / "run")
+    result = train_with_preset("cartpole.cfg", output_dir=out, eval_every=0, progress=False,
+                               stop_at_train_return=40.0)
+    games = results.read_train_returns(out)["return"]
+    assert len(games) >= 100 and np.mean(games[-100:]) >= 40.0
+    assert all(np.mean(games[i - 100:i]) < 40.0 for i in range(100, len(games)))
+    assert result["agent_steps"] < 50_000 and result["recent_train_return"] >= 40.0
 
 
 def run_main(*args):

@@ -199,6 +199,43 @@ def test_files_are_plain_npy_and_an_object_array_is_refused(tmp_path):
     assert len(copy) == 0 and f"holds ({len(objects)},) object" in warnings[0]
 
 
+def test_the_sum_tree_is_saved_and_restored_with_the_replay(tmp_path):
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    memory = make_memory(prioritized=True)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        add(memory, 20, rng)
+        batch = memory.sample(8)
+        memory.update_priorities(batch.key, rng.random(8) * 5)
+    record = save_to(memory, str(tmp_path / "replay"), str(checkpoint))
+    copy = make_memory(prioritized=True)
+    warnings = replay_store.ReplayStore(str(tmp_path / "replay"), copy).read(record,
+                                                                             str(checkpoint))
+    assert not warnings
+    np.testing.assert_array_equal(copy.priorities(), memory.priorities())
+    np.testing.assert_array_equal(copy.tree.nodes, memory.tree.nodes)
+    assert copy.max_priority == memory.max_priority
+    # Damaged (or absent): rebuilt, every sampleable transition at the max priority.
+    with open(checkpoint / "priorities.npy", "r+b") as f:
+        f.seek(300)
+        f.write(b"\xff")
+    copy = make_memory(prioritized=True)
+    [warning] = replay_store.ReplayStore(str(tmp_path / "replay"), copy).read(record,
+                                                                              str(checkpoint))
+    assert "checksum mismatch" in warning
+    has_mass = copy.priorities() > 0
+    np.testing.assert_array_equal(has_mass, memory.priorities() > 0)
+    assert set(copy.priorities()[has_mass].tolist()) == {memory.max_priority}
+
+
+def save_to(memory, directory, checkpoint_directory):
+    store = replay_store.ReplayStore(directory, memory)
+    record = store.write(checkpoint_directory)
+    store.commit(record)
+    return record
+
+
 def test_a_replay_of_another_configuration_is_refused(tmp_path):
     memory = make_memory()
     add(memory, 5, np.random.default_rng(0))

@@ -163,6 +163,100 @@ def test_sampling_is_uniform_over_valid_indices():
     assert counts.min() > 380 and counts.max() < 620  # Expect 500 each.
 
 
+def random_adds(memory, rng, steps):
+    """Random lockstep adds (some envs idle) with terminals and truncations."""
+    for _ in range(steps):
+        e = memory.num_envs
+        mask = rng.random(e) < 0.8
+        values = np.array([[1000.0 * i + memory.num_added[i] + 1] for i in range(e)],
+                          np.float32)
+        terminal = rng.random(e) < 0.08
+        end = terminal & (rng.random(e) < 0.5) | (rng.random(e) < 0.04)
+        memory.add(values, rng.integers(0, 5, e), rng.normal(size=e).astype(np.float32),
+                   terminal, end, env_mask=mask)
+
+
+def reference_sampleable(memory):
+    """Every (env, index) `naive_transition` accepts, from the stored records alone."""
+    keys = set()
+    c = memory.segment_capacity
+    for e in range(memory.num_envs):
+        n = int(memory.num_added[e])
+        oldest = max(0, n - c)
+        records = [None] * n
+        for j in range(oldest, n):
+            s = j % c
+            records[j] = (float(memory.frames[e, s, 0]), int(memory.action[e, s]),
+                          float(memory.reward[e, s]), bool(memory.terminal[e, s]),
+                          bool(memory.episode_end[e, s]))
+        for i in range(oldest, n):
+            try:
+                ok = naive_transition(records, i, memory.history_length, memory.n_step,
+                                      memory.gamma, oldest) is not None
+            except TypeError:  # Its stack reaches a record that is gone: not sampleable.
+                ok = False
+            if ok:
+                keys.add(e * c + i % c)
+    return keys
+
+
+@pytest.mark.parametrize("history,n_step,num_envs", [(4, 1, 1), (2, 3, 3), (1, 1, 2)])
+def test_prioritized_mass_sits_exactly_on_sampleable_transitions(history, n_step, num_envs):
+    rng = np.random.default_rng(7)
+    memory = ReplayMemory(40 * num_envs, (1,), np.float32, history_length=history,
+                          n_step=n_step, gamma=0.9, num_envs=num_envs, seed=1,
+                          prioritized=True)
+    for _ in range(12):  # Past the capacity three times; priorities updated meanwhile.
+        random_adds(memory, rng, 10)
+        if memory.can_sample():
+            batch = memory.sample(8, importance_exponent=0.5)
+            memory.update_priorities(batch.key, rng.random(8) * 3)
+        has_mass = set(np.flatnonzero(memory.priorities() > 0).tolist())
+        assert has_mass == reference_sampleable(memory)
+
+
+def test_prioritized_batches_weights_and_priority_updates_against_numpy():
+    memory = ReplayMemory(200, (1,), np.float32, history_length=1, seed=3, prioritized=True,
+                          priority_exponent=0.6, priority_epsilon=0.01)
+    add_frames(memory, range(1, 101))
+    assert np.unique(memory.priorities()[memory.priorities() > 0]).tolist() == [1.0]
+    batch = memory.sample(32)
+    errors = np.linspace(0.0, 4.0, 32)
+    memory.update_priorities(batch.key, errors)
+    expected = (errors + 0.01) ** 0.6  # Schaul et al.: p = (|delta| + eps)^alpha.
+    last = {k: v for k, v in zip(batch.key, expected)}  # A key drawn twice: its last error.
+    got = memory.priorities()
+    for key, value in last.items():
+        assert got[key] == pytest.approx(value)
+    assert memory.max_priority == pytest.approx(expected.max())
+    add_frames(memory, range(101, 103))  # Index 100 is now complete: max priority.
+    assert memory.priorities()[100] == pytest.approx(expected.max())
+    # Weights: w_i = (N P(i))^-beta / max_j w_j, in NumPy from the tree's leaves.
+    batch = memory.sample(64, importance_exponent=0.4)
+    leaves = memory.priorities()
+    p = leaves[batch.key] / leaves.sum()
+    n = np.count_nonzero(leaves)
+    w = (n * p) ** -0.4
+    np.testing.assert_allclose(batch.weight, w / w.max(), rtol=1e-5)
+    # Sampled frequencies follow the priorities: the highest is drawn most.
+    draws = np.concatenate([memory.sample(32).key for _ in range(500)])
+    top = max(last, key=last.get)
+    assert np.mean(draws == top) > 5 * np.mean(draws == min(last, key=last.get))
+
+
+def test_rebuild_priorities_keeps_mass_only_where_it_may_be():
+    memory = ReplayMemory(30, (1,), np.float32, history_length=2, n_step=2, seed=0,
+                          prioritized=True)
+    random_adds(memory, np.random.default_rng(1), 70)
+    saved = memory.priorities()
+    expected = reference_sampleable(memory)
+    memory.rebuild_priorities(np.full_like(saved, 2.0))  # E.g. read from a checkpoint.
+    assert set(np.flatnonzero(memory.priorities()).tolist()) == expected
+    memory.rebuild_priorities(None)  # A replay restored without its tree.
+    assert set(np.flatnonzero(memory.priorities()).tolist()) == expected
+    assert set(np.unique(memory.priorities()).tolist()) <= {0.0, memory.max_priority}
+
+
 def test_end_open_episodes_makes_a_resume_boundary_a_truncation():
     """A resumed run starts new games: the interrupted game's last transition must not
     bootstrap from the new game's first frame, and no stack may mix the two games."""

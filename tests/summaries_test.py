@@ -8,18 +8,7 @@ import pytest
 import tensorflow as tf
 from tensorboard.backend.event_processing import event_accumulator
 
-from dqn_tf.summaries import TensorBoardWriter, discard_events_after
-
-
-def read_scalars(logdir):
-    reader = event_accumulator.EventAccumulator(str(logdir), size_guidance={"tensors": 0})
-    reader.Reload()
-    scalars = {}
-    for tag in reader.Tags()["tensors"]:
-        values = [(e.step, tf.make_ndarray(e.tensor_proto)) for e in reader.Tensors(tag)]
-        if all(v.dtype.kind == "f" for _, v in values):  # Skip text summaries.
-            scalars[tag] = [(step, float(v)) for step, v in values]
-    return scalars
+from dqn_tf.summaries import TensorBoardWriter, discard_events_after, read_scalars  # noqa: F401
 
 
 def test_scalars_and_text_read_back(tmp_path):

@@ -70,9 +70,11 @@ def test_the_command_draws_a_png_and_prints_the_window_means(tmp_path):
     with open(out, "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(out) > 20_000
-    expected = [np.mean([r for f, r in zip(results.read_train_returns(d)["frames"],
-                                          results.read_train_returns(d)["return"])
-                         if 1_000_000 < f <= 2_000_000]) for d in runs]
+    expected = []
+    for run in runs:
+        train = results.read_train_returns(run)
+        expected.append(np.mean([r for f, r in zip(train["frames"], train["return"])
+                                 if 1_000_000 < f <= 2_000_000]))
     assert f"seed 0: {expected[0]:8.1f}" in proc.stdout
     assert f"mean over 2 seeds: {np.mean(expected):.1f}" in proc.stdout
     proc = subprocess.run([sys.executable, "-m", "dqn_tf.plot", str(tmp_path / "nothing")],

@@ -52,9 +52,9 @@ def export_mlp(directory):
     return network
 
 
-def export_nature_cnn(directory):
-    network = networks.nature_cnn(6, name="online")
-    networks.nature_cnn(6, name="target")  # A second network with the same layer names.
+def export_nature_cnn(directory, **head):
+    network = networks.q_network(6, (4, 84, 84), name="online", **head)
+    networks.q_network(6, (4, 84, 84), name="target", **head)  # Same layer names again.
     config = dict(CONFIG, env="ALE/Pong-v5", action_repeat=4, history_length=4)
     env = export.env_metadata(config, tuple(str(i) for i in range(6)), (84, 84))
     export.export_saved_model(network, directory, env=env, agent_steps=7, config=config)
@@ -62,18 +62,19 @@ def export_nature_cnn(directory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["nature_cnn", "mlp"])
+@pytest.mark.parametrize("kind", ["nature_cnn", "quantile_dueling", "mlp"])
 def test_every_tensorflow_client_serves_the_trainers_q_values(tmp_path, kind):
     model_dir = str(tmp_path / "model")
     rng = np.random.default_rng(0)
-    if kind == "nature_cnn":
-        network = export_nature_cnn(model_dir)
-        x = rng.integers(0, 256, (5, 4, 84, 84), np.uint8)
-    else:
+    if kind == "mlp":
         network = export_mlp(model_dir)
         x = rng.normal(size=(5, 4)).astype(np.float32)
+    else:
+        head = dict(num_quantiles=51, dueling=True) if kind == "quantile_dueling" else {}
+        network = export_nature_cnn(model_dir, **head)
+        x = rng.integers(0, 256, (5, 4, 84, 84), np.uint8)
     np.save(tmp_path / "x.npy", x)
-    want = network(x).numpy()
+    want = networks.q_values(network(x)).numpy()  # The quantile head: their mean.
     proc = subprocess.run([sys.executable, "-c", CLIENTS_SCRIPT, model_dir,
                            str(tmp_path / "x.npy"), str(tmp_path / "out_")],
                           capture_output=True, text=True, timeout=300)
@@ -81,7 +82,7 @@ def test_every_tensorflow_client_serves_the_trainers_q_values(tmp_path, kind):
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["outputs"] == ["action", "q_values"]
     # A converted model without its weights is a few KB and outputs NaN.
-    assert report["tflite_bytes"] > (4_000_000 if kind == "nature_cnn" else 1_000)
+    assert report["tflite_bytes"] > (1_000 if kind == "mlp" else 4_000_000)
     for client in ("tf2", "session", "tflite"):
         got = np.load(tmp_path / f"out_{client}.npz")
         np.testing.assert_allclose(got["q_values"], want, rtol=1e-4, atol=1e-5, err_msg=client)

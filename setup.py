@@ -5,7 +5,7 @@ from setuptools import setup
 MODULES = ["agent", "atari_env", "checkpointing", "config", "errors", "evaluate", "export",
            "history", "main", "networks", "optimizers", "plot", "protocols", "replay",
            "replay_store", "results", "run_loop", "schedules", "seeding", "sum_tree",
-           "summaries", "threads"]
+           "summaries", "sweep", "threads"]
 
 setup(
     name="dqn_tf",
@@ -36,6 +36,9 @@ setup(
     ],
     extras_require={
         "and-cuda": ["tensorflow[and-cuda]==2.21.*"],  # `pip install -e ".[and-cuda]"`
-        "test": ["pytest>=8"],
+        # Sweeps and distributed actors (`pip install -e ".[ray]"`); the rest of dqn_tf
+        # imports without it.
+        "ray": ["ray==2.60.*"],
+        "test": ["pytest>=8", "ray==2.60.*"],
     },
 )

@@ -301,6 +301,15 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
                 export_policy("best", {"eval_return_mean": mean})
         return mean
 
+    def write_progress(state, steps_per_second):
+        results.write_progress(config.output_dir, {
+            "state": state, "agent_steps": agent.agent_steps, "num_steps": config.num_steps,
+            "steps_per_second": steps_per_second, "epsilon": agent.epsilon,
+            "last_eval_return": run_state["last_eval_return"],
+            "last_eval_step": run_state["last_eval_step"],
+            "recent_train_return": float(np.mean(recent_returns)) if recent_returns else None,
+            "time": time.time()})
+
     def eval_owed(steps):
         return not stop.requested and evaluation_owed(
             steps, eval_every=config.eval_every, num_steps=config.num_steps,
@@ -342,6 +351,7 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
                     scalars.update({loss_tag: means["loss"], "Q/Mean": means["mean_q"],
                                     "Q/Max": means["max_q"], "Loss/GradNorm": means["grad_norm"]})
                 writer.scalars(steps, scalars)
+                write_progress("running", steps_per_second)
                 # No loss before the first update: the warm-up shows how far it has come.
                 stored = len(agent.replay)
                 learning = (f"{means['loss']:.4f}" if means else "-" if
@@ -377,6 +387,7 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
         bar.update(agent.agent_steps - bar.n)
         if not stop.requested:
             export_policy("final")
+        write_progress("stopped" if stop.requested else "finished", steps_per_second)
     finally:
         bar.close()
         writer.flush()

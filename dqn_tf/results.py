@@ -4,6 +4,10 @@
                                    training game, its raw full-game return
   <output_dir>/evaluations.jsonl   one JSON object per evaluation: agent_steps, frames,
                                    returns, mean, std, and how the games were played
+  <output_dir>/progress.json       where the run is now: state (running, finished,
+                                   stopped), agent steps of --num_steps, steps/s, epsilon,
+                                   the latest evaluation; rewritten at each summary and
+                                   at the end (what `dqn_tf.sweep` shows and skips by)
 
 Lines are appended as the run goes and flushed with each checkpoint. A resumed run
 first drops the lines past its checkpoint's step (a killed process may have written
@@ -17,6 +21,7 @@ import os
 
 TRAIN_RETURNS = "train_returns.csv"
 EVALUATIONS = "evaluations.jsonl"
+PROGRESS = "progress.json"
 _TRAIN_HEADER = ["agent_steps", "frames", "return", "length"]
 
 
@@ -86,6 +91,22 @@ class ResultsLog:
     def close(self) -> None:
         self._train.close()
         self._evaluations.close()
+
+
+def write_progress(output_dir: str, progress: dict) -> None:
+    """Replaces `progress.json` atomically (a reader never sees half of it)."""
+    path = os.path.join(output_dir, PROGRESS)
+    with open(path + ".tmp", "w") as f:
+        json.dump(progress, f)
+    os.replace(path + ".tmp", path)
+
+
+def read_progress(run_dir: str) -> dict | None:
+    try:
+        with open(os.path.join(run_dir, PROGRESS)) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
 
 
 def read_train_returns(run_dir: str) -> dict:

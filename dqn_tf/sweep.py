@@ -1,0 +1,283 @@
+"""Runs games x seeds of one preset on Ray, resumably:
+
+    python -m dqn_tf.sweep --games=SpaceInvaders,MsPacman --seeds=0,1,2 \\
+        --flagfile=flags/dqn_modern.cfg --output_root=runs/sweep [--num_steps=...]
+
+Each (game, seed) is one `python -m dqn_tf.main` run in its own directory,
+`<output_root>/<preset>-<Game>-<seed>`, launched by a Ray task that reserves
+--cpus_per_run CPUs (and --gpus_per_run GPUs). Every training flag given here (from
+the flagfile or the command line) is passed to every run. Ray starts on this machine
+(on 127.0.0.1) unless --ray_address names a cluster; on a cluster, --output_root must
+be a filesystem every node sees.
+
+Rerunning the same command resumes the sweep: a run whose progress.json says it
+finished is skipped, an interrupted one resumes from its checkpoints (its directory
+lock keeps a second writer out), and a run whose node is lost is retried on another
+(Ray's task retries; the training process dies with its worker, so the lock is freed).
+A run that exits 75 (stopped by a signal) is retried too; any other failure is
+reported with the run's last error line and not retried.
+
+While it runs, a table shows one line per run: state, agent step, latest evaluation
+and steps/s. At the end it writes <output_root>/sweep_summary.json and the learning
+curves of all runs (<output_root>/curves.png, `dqn_tf.plot`).
+"""
+
+import ctypes
+import dataclasses
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from absl import app, flags
+
+from dqn_tf import plot, results
+from dqn_tf import config as config_lib
+from dqn_tf.atari_env import resolve_env_id
+from dqn_tf.errors import UserInputError
+
+# Set by the sweep for each run, never passed through from the sweep's own flags.
+_PER_RUN_FLAGS = ("env", "seed", "output_dir", "progress", "overwrite")
+_EXIT_STOPPED_BY_SIGNAL = 75  # main.EXIT_STOPPED_BY_SIGNAL (main imports TF: not here).
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """One training run of a sweep."""
+
+    game: str  # short name, e.g. SpaceInvaders
+    seed: int
+    output_dir: str
+    command: tuple  # the argv of `python -m dqn_tf.main`
+    num_steps: int  # the agent steps it trains for
+
+
+class RunInterrupted(Exception):
+    """The run stopped before --num_steps (a signal, exit 75): retry it."""
+
+
+def run_directory(output_root: str, preset: str, game: str, seed: int) -> str:
+    return os.path.join(output_root, f"{preset}-{game}-{seed}")
+
+
+def plan(games: list, seeds: list, preset: str, output_root: str, training_flags: list,
+         num_steps: int) -> list:
+    """The RunSpecs of games x seeds; `training_flags` are `--name=value` for every run."""
+    specs = []
+    for game in games:
+        short = resolve_env_id(game).split("/")[-1].split("-v")[0]
+        for seed in seeds:
+            directory = run_directory(output_root, preset, short, seed)
+            command = (sys.executable, "-m", "dqn_tf.main", *training_flags, f"--env={game}",
+                       f"--seed={seed}", f"--output_dir={os.path.abspath(directory)}",
+                       "--noprogress")
+            specs.append(RunSpec(short, seed, directory, command, num_steps))
+    return specs
+
+
+def is_finished(spec: RunSpec) -> bool:
+    progress = results.read_progress(spec.output_dir)
+    return bool(progress and progress.get("state") == "finished"
+                and progress.get("num_steps", 0) >= spec.num_steps)
+
+
+def _die_with_parent():
+    """In the training process: SIGKILL it when the Ray worker that started it dies, as
+    it would with its node."""
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def train_one(spec: RunSpec) -> dict:
+    """Runs one training process to its end (inside a Ray task); returns its outcome.
+
+    Raises:
+      RunInterrupted: it was stopped by a signal (exit 75); Ray retries the task.
+    """
+    os.makedirs(spec.output_dir, exist_ok=True)
+    log_path = os.path.join(spec.output_dir, "sweep_run.log")
+    with open(log_path, "a") as log:
+        log.write(f"\n$ {' '.join(spec.command)}\n")
+        log.flush()
+        proc = subprocess.run(spec.command, stdout=log, stderr=subprocess.STDOUT,
+                              preexec_fn=_die_with_parent,
+                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if proc.returncode == _EXIT_STOPPED_BY_SIGNAL:
+        raise RunInterrupted(f"{spec.output_dir} was stopped by a signal")
+    if proc.returncode != 0:
+        with open(log_path) as log:
+            errors = [line.strip() for line in log if line.startswith("error:")]
+        return {"state": "failed", "returncode": proc.returncode,
+                "error": errors[-1] if errors else f"exit {proc.returncode}, see {log_path}"}
+    return {"state": "finished", "returncode": 0}
+
+
+def _table(specs: list, states: dict) -> str:
+    lines = [f"{'run':<40} {'state':<10} {'agent step':>12} {'latest eval':>12} "
+             f"{'steps/s':>8}"]
+    for spec in specs:
+        progress = results.read_progress(spec.output_dir) or {}
+        state = states[spec.output_dir]
+        if state == "running" and not progress:
+            state = "starting"
+        step = progress.get("agent_steps")
+        evaluation = progress.get("last_eval_return")
+        sps = progress.get("steps_per_second")
+        lines.append(
+            f"{os.path.basename(spec.output_dir):<40} {state:<10} "
+            f"{f'{step:,}' if step is not None else '-':>12} "
+            f"{f'{evaluation:.1f}' if evaluation is not None else '-':>12} "
+            f"{f'{sps:.0f}' if sps else '-':>8}")
+    return "\n".join(lines)
+
+
+def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
+              max_retries: int = 3, poll_seconds: float = 10.0, show=print) -> dict:
+    """Runs every spec not finished yet as a Ray task (Ray must be initialised); returns
+    {output_dir: outcome dict}. Shows the table whenever a state changes, and every
+    few polls."""
+    import ray  # The sweep is the part of dqn_tf that needs Ray.
+    task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
+                      retry_exceptions=[RunInterrupted])(train_one)
+    states, outcomes, pending = {}, {}, {}
+    for spec in specs:
+        if is_finished(spec):
+            states[spec.output_dir] = "skipped"
+            outcomes[spec.output_dir] = {"state": "skipped (finished before)"}
+        else:
+            states[spec.output_dir] = "running"
+            pending[task.remote(spec)] = spec
+    show(_table(specs, states))
+    polls = 0
+    while pending:
+        done, _ = ray.wait(list(pending), num_returns=1, timeout=poll_seconds)
+        polls += 1
+        for ref in done:
+            spec = pending.pop(ref)
+            try:
+                outcome = ray.get(ref)
+            except Exception as error:  # noqa: BLE001 - retries exhausted, node lost, ...
+                outcome = {"state": "failed", "error": str(error).strip().splitlines()[-1]}
+            outcomes[spec.output_dir] = outcome
+            states[spec.output_dir] = outcome["state"]
+        if done or polls % 6 == 0:
+            show(_table(specs, states))
+    return outcomes
+
+
+def summarise(specs: list, outcomes: dict, output_root: str, window: tuple) -> dict:
+    """Writes sweep_summary.json and curves.png over every run; returns the summary."""
+    summary = []
+    for spec in specs:
+        progress = results.read_progress(spec.output_dir) or {}
+        entry = {"game": spec.game, "seed": spec.seed, "output_dir": spec.output_dir,
+                 **outcomes.get(spec.output_dir, {}),
+                 "agent_steps": progress.get("agent_steps"),
+                 "last_eval_return": progress.get("last_eval_return")}
+        if os.path.exists(os.path.join(spec.output_dir, "config.json")):
+            mean, games = plot.window_mean(plot.load_run(spec.output_dir), *window)
+            entry.update(window_mean_train_return=mean if games else None,
+                         window_games=games)
+        summary.append(entry)
+    with open(os.path.join(output_root, "sweep_summary.json"), "w") as f:
+        json.dump({"window_frames": list(window), "runs": summary}, f, indent=1)
+    runs = [plot.load_run(s.output_dir) for s in specs
+            if os.path.exists(os.path.join(s.output_dir, "config.json"))]
+    if runs:
+        plot.plot(plot.group_runs(runs), os.path.join(output_root, "curves.png"), 100_000, [])
+    return {"runs": summary}
+
+
+def preset_name(argv: list) -> str:
+    """The name of the sweep's last --flagfile ("dqn_modern" for flags/dqn_modern.cfg);
+    absl expands flagfiles while it parses, so they are read off the command line."""
+    files = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--flagfile=")]
+    return os.path.splitext(os.path.basename(files[-1]))[0] if files else "dqn_default"
+
+
+def training_flags_given(flag_values) -> list:
+    """`--name=value` of every training flag set for the sweep (flagfile or command line),
+    except those the sweep sets per run."""
+    names = [f.name for f in dataclasses.fields(config_lib.Config)]
+    given = []
+    for name in names:
+        flag = flag_values[name]
+        if flag.present and name not in _PER_RUN_FLAGS:
+            given.append(flag.serialize())
+    return given
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+    f = flags.FLAGS
+    try:
+        if not f.games or not f.seeds:
+            raise UserInputError("--games and --seeds are required, e.g. --games=Pong,Breakout "
+                                 "--seeds=0,1,2")
+        try:
+            seeds = [int(s) for s in f.seeds]
+        except ValueError:
+            raise UserInputError(f"--seeds={','.join(f.seeds)} is invalid: it must be a "
+                                 "comma-separated list of integers >= 0") from None
+        if min(seeds) < 0 or f.cpus_per_run <= 0 or f.gpus_per_run < 0:
+            raise UserInputError("--seeds must be >= 0, --cpus_per_run > 0 and "
+                                 "--gpus_per_run >= 0")
+        preset = f.name or preset_name(sys.argv)
+        specs = plan(f.games, seeds, preset, f.output_root, training_flags_given(f),
+                     f.num_steps)
+    except UserInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
+    os.makedirs(f.output_root, exist_ok=True)
+    if all(is_finished(spec) for spec in specs):  # Nothing to run: no need for Ray.
+        outcomes = {s.output_dir: {"state": "skipped (finished before)"} for s in specs}
+        print(_table(specs, {s.output_dir: "skipped" for s in specs}))
+    else:
+        if not f.ray_address:
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only.
+        import ray
+        if f.ray_address:
+            ray.init(address=f.ray_address, include_dashboard=False, log_to_driver=False)
+        else:
+            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+                     object_store_memory=256 * 2**20)
+        try:
+            outcomes = run_sweep(specs, cpus_per_run=f.cpus_per_run,
+                                 gpus_per_run=f.gpus_per_run, max_retries=f.max_retries)
+        finally:
+            ray.shutdown()
+    low, high = (float(v) for v in f.window.split(":"))
+    summary = summarise(specs, outcomes, f.output_root, (low, high))
+    failed = [r for r in summary["runs"] if r.get("state") == "failed"]
+    skipped = sum(1 for r in summary["runs"] if r.get("state", "").startswith("skipped"))
+    print(f"sweep: {len(specs) - len(failed)} of {len(specs)} runs finished ({skipped} "
+          f"skipped: finished before); "
+          f"{os.path.join(f.output_root, 'sweep_summary.json')}, "
+          f"{os.path.join(f.output_root, 'curves.png')}")
+    for run in failed:
+        print(f"failed: {run['output_dir']}: {run.get('error')}", file=sys.stderr)
+    sys.exit(1 if failed else 0)
+
+
+def define_flags():
+    flags.DEFINE_list("games", None, "Games, comma-separated (any name --env takes).")
+    flags.DEFINE_list("seeds", None, "Seeds, comma-separated.")
+    flags.DEFINE_string("name", None, "The preset's name in run directories (default: the "
+                        "--flagfile's name without .cfg, or dqn_default).")
+    flags.DEFINE_string("output_root", "runs/sweep", "Where the runs' directories go, "
+                        "<output_root>/<preset>-<Game>-<seed>.")
+    flags.DEFINE_float("cpus_per_run", 2, "CPUs Ray reserves for each run.")
+    flags.DEFINE_float("gpus_per_run", 0, "GPUs Ray reserves for each run.")
+    flags.DEFINE_string("ray_address", None, "An existing Ray cluster (e.g. ray://host:10001 "
+                        "or auto); default: start Ray on this machine, on 127.0.0.1.")
+    flags.DEFINE_integer("max_retries", 3, "Times Ray retries a run that was stopped by a "
+                         "signal or lost with its node.")
+    flags.DEFINE_string("window", "1000000:2000000", "FROM_FRAMES:TO_FRAMES of the mean "
+                        "training return in the summary.")
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)

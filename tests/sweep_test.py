@@ -1,0 +1,98 @@
+"""Tests for dqn_tf.sweep on a local Ray (127.0.0.1 only): runs, reruns, lost nodes."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+# Before Ray loads: keep every node on loopback, no cluster token (../shared/notes/ray.md).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_AUTH_MODE"] = "disabled"
+
+from dqn_tf import results, sweep  # noqa: E402
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+CARTPOLE = ["--flagfile=flags/cartpole.cfg", "--eval_every=1000", "--eval_episodes=2",
+            "--checkpoint_every=500", "--stop_at_eval_return=100000"]
+
+
+def test_plan_names_each_run_by_preset_game_and_seed(tmp_path):
+    specs = sweep.plan(["pong", "CartPole-v1"], [0, 2], "dqn_modern", str(tmp_path),
+                       ["--num_steps=10", "--n_step=3"], 10)
+    assert [os.path.basename(s.output_dir) for s in specs] == [
+        "dqn_modern-Pong-0", "dqn_modern-Pong-2", "dqn_modern-CartPole-0",
+        "dqn_modern-CartPole-2"]
+    command = specs[1].command
+    assert command[1:3] == ("-m", "dqn_tf.main") and "--n_step=3" in command
+    assert "--seed=2" in command and "--env=pong" in command
+    assert sweep.preset_name(["x", "--flagfile=flags/a.cfg", "--flagfile=b/pong.cfg"]) == "pong"
+
+
+@pytest.mark.slow
+def test_a_cartpole_sweep_completes_and_a_rerun_skips_it(tmp_path):
+    command = [sys.executable, "-m", "dqn_tf.sweep", *CARTPOLE, "--games=CartPole-v1",
+               "--seeds=0,1", "--num_steps=2000", f"--output_root={tmp_path}",
+               "--cpus_per_run=1"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    runs = [tmp_path / f"cartpole-CartPole-{seed}" for seed in (0, 1)]
+    for run in runs:
+        assert results.read_progress(str(run))["state"] == "finished"
+        assert results.read_progress(str(run))["agent_steps"] == 2000
+    summary = json.load(open(tmp_path / "sweep_summary.json"))
+    states = [(r["seed"], r["state"]) for r in summary["runs"]]
+    assert states == [(0, "finished"), (1, "finished")]
+    assert os.path.getsize(tmp_path / "curves.png") > 10_000
+    games_before = [results.read_train_returns(str(run))["agent_steps"] for run in runs]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert proc.stdout.count(" skipped ") == 2 and "(2 skipped: finished before)" in proc.stdout
+    assert [results.read_train_returns(str(run))["agent_steps"] for run in runs] == games_before
+
+
+@pytest.mark.slow
+def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
+    import ray
+    from ray.cluster_utils import Cluster
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 0, "include_dashboard": False, "object_store_memory": 128 * 2**20})
+    doomed = cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)
+    ray.init(address=cluster.address, log_to_driver=False)
+    try:
+        [spec] = sweep.plan(["CartPole-v1"], [0], "cartpole", str(tmp_path),
+                            [*CARTPOLE[1:], "--flagfile=flags/cartpole.cfg",
+                             "--num_steps=4000"], 4000)
+        spec = sweep.RunSpec(spec.game, spec.seed, spec.output_dir,
+                             tuple(a.replace("flags/cartpole.cfg",
+                                             os.path.join(ROOT, "flags", "cartpole.cfg"))
+                                   for a in spec.command), spec.num_steps)
+        outcome = {}
+        sweeper = threading.Thread(target=lambda: outcome.update(sweep.run_sweep(
+            [spec], cpus_per_run=1, poll_seconds=1, show=lambda table: None)))
+        sweeper.start()
+        deadline = time.monotonic() + 300
+        checkpoints = os.path.join(spec.output_dir, "checkpoints")
+        while not (os.path.isdir(checkpoints) and
+                   any(n.startswith("ckpt-") for n in os.listdir(checkpoints))):
+            assert time.monotonic() < deadline, "no checkpoint before the node was lost"
+            time.sleep(0.5)
+        cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)
+        cluster.remove_node(doomed)  # The run's node goes away, its processes with it.
+        sweeper.join(600)
+        assert outcome[spec.output_dir]["state"] == "finished", outcome
+        progress = results.read_progress(spec.output_dir)
+        assert progress["state"] == "finished" and progress["agent_steps"] == 4000
+        with open(os.path.join(spec.output_dir, "sweep_run.log")) as log:
+            text = log.read()
+        assert text.count("$ ") == 2 and "Resuming from" in text  # Retried, and resumed.
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

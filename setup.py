@@ -5,7 +5,7 @@ from setuptools import setup
 MODULES = ["agent", "atari_env", "checkpointing", "config", "errors", "evaluate", "export",
            "history", "main", "networks", "optimizers", "plot", "protocols", "replay",
            "replay_store", "results", "run_loop", "schedules", "seeding", "sum_tree",
-           "summaries", "sweep", "threads"]
+           "summaries", "sweep", "threads", "timestep"]
 
 setup(
     name="dqn_tf",

@@ -318,7 +318,8 @@ def bench_checkpoint(capacity: int, period: int = 250_000, rounds: int = 8):
     memory.episode_end[0, 999::1000] = True
     os.makedirs(os.path.join(ROOT, "runs"), exist_ok=True)  # The disk a run writes to.
     with tempfile.TemporaryDirectory(dir=os.path.join(ROOT, "runs")) as out:
-        saver = checkpointing.Checkpointer(out, agent.trackables(), keep=4, replay=memory)
+        saver = checkpointing.Checkpointer(out, agent.learner.trackables(), keep=4,
+                                           replay=memory)
 
         def checkpoint(new, label):
             memory.num_added[0] += new  # As if `new` transitions had been added.
@@ -336,7 +337,7 @@ def bench_checkpoint(capacity: int, period: int = 250_000, rounds: int = 8):
                            "(10,000 new, a SIGTERM's)")
         restored = main_lib.build_agent(config, main_lib.build_env(config, [0]))
         start = time.perf_counter()
-        checkpointing.Checkpointer(out, restored.trackables(), keep=4,
+        checkpointing.Checkpointer(out, restored.learner.trackables(), keep=4,
                                    replay=restored.replay).restore_latest()
         print(f"ckpt     restore of the newest with its {len(restored.replay):,} transitions: "
               f"{time.perf_counter() - start:.1f} s")

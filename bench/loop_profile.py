@@ -52,7 +52,7 @@ def main():
     agent = main_lib.build_agent(config, env)
     totals = dict.fromkeys(("agent.step", "act", "agent.learn", "update", "sample",
                             "env.send", "env.recv"), 0.0)
-    agent.learn_once = timed(totals, "update", agent.learn_once)
+    agent.learner.learn_once = timed(totals, "update", agent.learner.learn_once)
     agent.replay.sample = timed(totals, "sample", agent.replay.sample)
     agent.actor.step = timed(totals, "act", agent.actor.step)
     env.send, env.recv = timed(totals, "env.send", env.send), timed(totals, "env.recv", env.recv)

@@ -14,9 +14,10 @@ head (QR-DQN, Dabney et al., 2018, with the network's output rank telling which)
 Double DQN's target (van Hasselt et al., 2016), and importance weights (ones for
 uniform replay; Schaul et al., 2016). Dueling and the encoder live in the network.
 
-`DqnAgent` owns everything stateful: both networks, the optimizer, the replay
-memory, the acting history, counters and RNGs. It never touches the env; the run
-loop hands it `TimeStep`s and takes back actions.
+`Learner` owns what learns: both networks, the optimizer, the replay memory and the
+update counters. It knows no env and no actor: transitions come to it as rows, from
+`DqnAgent` (one process: an actor over the learner's own network, stepped by the
+run loop) or from remote actors (`dqn_tf.distributed`).
 """
 
 from typing import Sequence
@@ -28,7 +29,7 @@ import tensorflow as tf
 from dqn_tf import networks
 from dqn_tf import replay as replay_lib
 from dqn_tf import run_loop, schedules
-from dqn_tf.atari_env import TimeStep
+from dqn_tf.timestep import TimeStep
 from dqn_tf.errors import UserInputError
 
 METRIC_NAMES = ("loss", "mean_q", "max_q", "grad_norm")
@@ -194,41 +195,33 @@ def build_greedy_fn(network: keras.Model, spec: tf.TensorSpec, jit_compile: bool
     return greedy
 
 
-class DqnAgent:
-    """Epsilon-greedy acting, replay recording and periodic learning.
+class Learner:
+    """Learns from the transitions it is given: the replay memory, both networks, the
+    optimizer and the update schedule. It knows no env and no actor.
 
-    Call `step` with every `TimeStep` of a batched env; it returns the next
-    actions. Call `learn` while the env computes the next step (the run loop
-    does); it pays the updates that the recorded transitions are due. Counting
-    is in agent steps: one per env per transition completed.
+    `record` adds transitions (from the single-process agent below, or from remote
+    actors' chunks); `learn` pays the updates they are due, one per `train_every`
+    transitions once the replay holds `min_replay_size`, and syncs the target network
+    every `target_update_period` transitions. Counting is in agent steps: one per
+    transition recorded, from any env or actor.
     """
 
     def __init__(self, *, online_network: keras.Model, target_network: keras.Model,
                  optimizer: keras.optimizers.Optimizer, replay: replay_lib.ReplayMemory,
-                 actor_seeds: Sequence, batch_size: int, min_replay_size: int, train_every: int,
-                 target_update_period: int, epsilon_start: float, epsilon_end: float,
-                 epsilon_decay_steps: int, reward_clip: float, life_loss_terminal: bool,
-                 loss: str = "huber", double_q: bool = False,
-                 epsilon_decay_from_start: bool = False,
-                 importance_exponent: tuple = (0.0, 0.0, 0),
-                 max_grad_norm: float = 0.0, jit_compile: bool = False, jit_act: bool = False):
+                 batch_size: int, min_replay_size: int, train_every: int,
+                 target_update_period: int, loss: str = "huber", double_q: bool = False,
+                 importance_exponent: tuple = (0.0, 0.0, 0), max_grad_norm: float = 0.0,
+                 jit_compile: bool = False, jit_act: bool = False):
         """Args:
           online_network, target_network: Q-networks with identical architecture.
           optimizer: Keras optimizer for the online network.
           replay: the replay memory to record into and sample from.
-          actor_seeds: one exploration seed per env stepped in lockstep (ints or
-            `np.random.SeedSequence`s, see `dqn_tf.seeding`).
           batch_size: transitions per update.
           min_replay_size: transitions in replay before learning starts.
           train_every: agent steps per gradient update.
           target_update_period: agent steps between target syncs.
-          epsilon_start, epsilon_end, epsilon_decay_steps: linear schedule after warm-up
-            (from agent step 0 with `epsilon_decay_from_start`).
-          reward_clip: learning rewards are clipped to [-reward_clip, reward_clip]; 0 = off.
-          life_loss_terminal: a lost life is a terminal for learning (game continues).
           loss: the TD loss, one of `LOSSES`.
           double_q: Double DQN's target.
-          epsilon_decay_from_start: see `schedules.linear_epsilon`.
           importance_exponent: (start, end, agent steps) of prioritized replay's beta,
             linear from the end of the warm-up.
           max_grad_norm: global-norm gradient clipping; 0 = off.
@@ -250,73 +243,40 @@ class DqnAgent:
         self._sync_target = build_sync_fn(online_network, target_network)
         self.greedy_actions = build_greedy_fn(online_network, spec,
                                               jit_compile=jit_act).get_concrete_function()
-        self.actor = run_loop.EpsilonGreedyActor(
-            self.greedy_actions, num_actions=online_network.output_shape[1],
-            observation_shape=replay.observation_shape, history_length=replay.history_length,
-            dtype=replay.observation_dtype, seeds=actor_seeds)
+        self.num_actions = online_network.output_shape[1]
         self._batch_size = batch_size
-        self._min_replay_size = min_replay_size
+        self.min_replay_size = min_replay_size
         self._train_every = train_every
         self._target_update_period = target_update_period
-        self._epsilon = dict(start=epsilon_start, end=epsilon_end,
-                             decay_agent_steps=epsilon_decay_steps,
-                             warmup_agent_steps=min_replay_size,
-                             decay_from_start=epsilon_decay_from_start)
         beta_start, beta_end, beta_steps = importance_exponent
         self._beta = dict(start=beta_start, end=beta_end, steps=beta_steps)
-        self._reward_clip = reward_clip
-        self._life_loss_terminal = life_loss_terminal
-        # Counters: the whole of the agent's Python state besides RNGs.
+        # Counters: the whole of the learner's Python state besides the replay's RNG.
         self.agent_steps = 0
         self.updates = 0
         self.target_syncs = 0
         self._update_credit = 0  # Learning agent steps not yet paid for with an update.
-        self._last_observation = None
-        self._last_action = None
         self.last_metrics = None  # [4] numpy metrics of the latest update.
         self._metric_sums = np.zeros(len(METRIC_NAMES))  # Since the last `pop_metrics`.
         self._metric_count = 0
         self._sync_target()
 
     @property
-    def epsilon(self) -> float:
-        return schedules.linear_epsilon(self.agent_steps, **self._epsilon)
-
-    @property
     def importance_exponent(self) -> float:
         """Prioritized replay's beta now (linear from the end of the warm-up)."""
-        return schedules.linear(self.agent_steps - self._min_replay_size, **self._beta)
+        return schedules.linear(self.agent_steps - self.min_replay_size, **self._beta)
 
-    def step(self, timestep: TimeStep) -> np.ndarray:
-        """Records the transitions that `timestep` completes and picks the next actions.
-
-        The updates those transitions pay for are left to `learn`, which the run
-        loop calls while the env computes the next step. If nobody called it,
-        they are paid here first, on the same replay contents, so the result is
-        the same either way.
-
-        Returns:
-          [E] int32 actions (ignored by the env for envs whose game just ended).
-        """
-        self.learn()
-        completed = ~timestep.first
-        num_completed = int(completed.sum())
-        if num_completed:
-            reward = timestep.reward
-            if self._reward_clip > 0:
-                reward = np.clip(reward, -self._reward_clip, self._reward_clip)
-            terminal = timestep.terminated
-            if self._life_loss_terminal:
-                terminal = terminal | timestep.life_lost
-            self.replay.add(self._last_observation, self._last_action, reward, terminal,
-                            timestep.last, env_mask=completed)
-            self.agent_steps += num_completed
-            if len(self.replay) >= self._min_replay_size:
-                self._update_credit += num_completed
-        actions = self.actor.step(timestep, self.epsilon)
-        self._last_observation = timestep.observation
-        self._last_action = actions
-        return actions
+    def record(self, rows: run_loop.ReplayRows, streams: np.ndarray | None = None) -> None:
+        """Adds transitions: one lock-step ([E] rows) or a chunk ([T, E] rows, `stack_rows`),
+        into the replay segments `streams` (default: env e into segment e)."""
+        if rows.action.ndim == 2:
+            for step in zip(*rows):
+                self.record(run_loop.ReplayRows(*step), streams)
+            return
+        self.replay.add(*rows[:5], env_mask=rows.env_mask, streams=streams)
+        added = int(rows.env_mask.sum())
+        self.agent_steps += added
+        if len(self.replay) >= self.min_replay_size:
+            self._update_credit += added
 
     def learn(self) -> None:
         """Pays the updates due (one per `train_every` agent steps once learning has
@@ -353,6 +313,10 @@ class DqnAgent:
         self._metric_sums[:], self._metric_count = 0.0, 0
         return means
 
+    def weights(self) -> list:
+        """The online network's weights (numpy arrays), for actors' copies."""
+        return self.online_network.get_weights()
+
     # ------------------------------------------------------------ state
 
     def trackables(self) -> dict:
@@ -361,26 +325,100 @@ class DqnAgent:
                     optimizer=self.optimizer)
 
     def get_state(self) -> dict:
-        """JSON-serialisable counters and RNG states (networks go via `trackables`)."""
+        """JSON-serialisable counters and RNG state (networks go via `trackables`)."""
         return {"agent_steps": self.agent_steps, "updates": self.updates,
                 "target_syncs": self.target_syncs, "update_credit": self._update_credit,
-                "epsilon": self.epsilon,
-                "actor_rngs": [rng.bit_generator.state for rng in self.actor.rngs],
                 "replay_rng": self.replay.rng.bit_generator.state}
 
     def set_state(self, state: dict) -> None:
         self.agent_steps = int(state["agent_steps"])
         self.updates = int(state["updates"])
         self.target_syncs = int(state["target_syncs"])
-        # Restored without its replay (no --checkpoint_replay), the agent refills
+        # Restored without its replay (no --checkpoint_replay), the learner refills
         # `min_replay_size` transitions before it learns again: the credit owed
         # when the checkpoint was taken cannot be paid from an empty replay.
-        refilled = len(self.replay) >= self._min_replay_size
+        refilled = len(self.replay) >= self.min_replay_size
         self._update_credit = int(state["update_credit"]) if refilled else 0
+        self.replay.rng.bit_generator.state = state["replay_rng"]
+
+
+class DqnAgent:
+    """The single-process agent: a `Learner`, an epsilon-greedy actor over the learner's
+    own online network, and the recorder between them.
+
+    Call `step` with every `TimeStep` of a batched env; it returns the next actions.
+    Call `learn` while the env computes the next step (the run loop does); it pays the
+    updates that the recorded transitions are due.
+    """
+
+    def __init__(self, learner: Learner, *, actor_seeds: Sequence, epsilon_start: float,
+                 epsilon_end: float, epsilon_decay_steps: int, reward_clip: float,
+                 life_loss_terminal: bool, epsilon_decay_from_start: bool = False):
+        """Args:
+          learner: what learns from the transitions.
+          actor_seeds: one exploration seed per env stepped in lockstep (ints or
+            `np.random.SeedSequence`s, see `dqn_tf.seeding`).
+          epsilon_start, epsilon_end, epsilon_decay_steps: linear schedule after warm-up
+            (from agent step 0 with `epsilon_decay_from_start`).
+          reward_clip: learning rewards are clipped to [-reward_clip, reward_clip]; 0 = off.
+          life_loss_terminal: a lost life is a terminal for learning (game continues).
+        """
+        self.learner = learner
+        replay = learner.replay
+        self.actor = run_loop.EpsilonGreedyActor(
+            learner.greedy_actions, num_actions=learner.num_actions,
+            observation_shape=replay.observation_shape, history_length=replay.history_length,
+            dtype=replay.observation_dtype, seeds=actor_seeds)
+        self.recorder = run_loop.TransitionRecorder(reward_clip, life_loss_terminal)
+        self._epsilon = dict(start=epsilon_start, end=epsilon_end,
+                             decay_agent_steps=epsilon_decay_steps,
+                             warmup_agent_steps=learner.min_replay_size,
+                             decay_from_start=epsilon_decay_from_start)
+
+    # The learner's counters and parts, as the run loop and its consumers read them.
+    agent_steps = property(lambda self: self.learner.agent_steps)
+    updates = property(lambda self: self.learner.updates)
+    target_syncs = property(lambda self: self.learner.target_syncs)
+    replay = property(lambda self: self.learner.replay)
+    online_network = property(lambda self: self.learner.online_network)
+    greedy_actions = property(lambda self: self.learner.greedy_actions)
+
+    @property
+    def epsilon(self) -> float:
+        return schedules.linear_epsilon(self.learner.agent_steps, **self._epsilon)
+
+    def step(self, timestep: TimeStep) -> np.ndarray:
+        """Records the transitions that `timestep` completes and picks the next actions.
+
+        The updates those transitions pay for are left to `learn`, which the run
+        loop calls while the env computes the next step. If nobody called it,
+        they are paid here first, on the same replay contents, so the result is
+        the same either way.
+
+        Returns:
+          [E] int32 actions (ignored by the env for envs whose game just ended).
+        """
+        self.learner.learn()
+        rows = self.recorder.record(timestep)
+        if rows is not None:
+            self.learner.record(rows)
+        actions = self.actor.step(timestep, self.epsilon)
+        self.recorder.remember(timestep, actions)
+        return actions
+
+    def learn(self) -> None:
+        self.learner.learn()
+
+    def get_state(self) -> dict:
+        """The learner's state and the actor's RNG states (JSON-serialisable)."""
+        return dict(self.learner.get_state(), epsilon=self.epsilon,
+                    actor_rngs=[rng.bit_generator.state for rng in self.actor.rngs])
+
+    def set_state(self, state: dict) -> None:
         if len(state["actor_rngs"]) != len(self.actor.rngs):
             raise UserInputError(f"the checkpoint has {len(state['actor_rngs'])} actor RNGs "
                                  f"for {len(self.actor.rngs)} envs; resume with the same "
                                  "--num_envs")
+        self.learner.set_state(state)
         for rng, rng_state in zip(self.actor.rngs, state["actor_rngs"]):
             rng.bit_generator.state = rng_state
-        self.replay.rng.bit_generator.state = state["replay_rng"]

@@ -42,7 +42,7 @@ ignores that env's action and returns the first observation of a new game with
 import difflib
 import os
 import re
-from typing import NamedTuple, Sequence
+from typing import Sequence
 
 import ale_py
 import gymnasium as gym
@@ -51,6 +51,7 @@ import numpy as np
 from ale_py.vector_env import AtariVectorEnv
 
 from dqn_tf.errors import UserInputError
+from dqn_tf.timestep import TimeStep  # noqa: F401  (the type its envs return)
 
 gym.register_envs(ale_py)
 # The ALE prints a banner ("A.L.E: Arcade Learning Environment ... Powered by Stella") per
@@ -60,31 +61,6 @@ ENV_BACKENDS = ("ale_vector", "gymnasium")
 
 ATARI_FRAME_SHAPE = (84, 84)
 NATURE_MAX_FRAMES_PER_EPISODE = 108_000  # 30 minutes of play at 60 Hz.
-
-
-class TimeStep(NamedTuple):
-    """What a batch of environments returns; every field has leading dim num_envs.
-
-    Attributes:
-      observation: [E, 84, 84] uint8 frames (Atari) or [E, D] float32 (vector envs).
-      reward: [E] float32 raw (unclipped) reward summed over the action repeat.
-      first: [E] bool, the observation starts a new game (reward is then 0).
-      terminated: [E] bool, the game is over (MDP terminal).
-      truncated: [E] bool, the game was cut by the time limit (not an MDP terminal).
-      life_lost: [E] bool, a life was lost during this step (Atari only).
-    """
-
-    observation: np.ndarray
-    reward: np.ndarray
-    first: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    life_lost: np.ndarray
-
-    @property
-    def last(self) -> np.ndarray:
-        """[E] bool: the game ended with this step and the env resets next step."""
-        return self.terminated | self.truncated
 
 
 def _normalise(name: str) -> str:

@@ -41,37 +41,46 @@ def build_env(config: config_lib.Config, seeds: list) -> atari_env.BatchedEnv:
         backend=config.env_backend)
 
 
-def build_agent(config: config_lib.Config, env: atari_env.BatchedEnv) -> agent_lib.DqnAgent:
-    """Networks, optimizer, replay and agent for `env`, all from `config`."""
+def build_learner(config: config_lib.Config, observation_shape: tuple, observation_dtype,
+                  num_actions: int, num_streams: int) -> agent_lib.Learner:
+    """Networks, optimizer, replay and learner, all from `config`; the replay has one
+    segment per stream of transitions (an env of this process, or of a remote actor)."""
     tf.keras.utils.set_random_seed(seeding.int_seed(config.seed, "network"))
-    shape = stack_shape(env.observation_shape, config.history_length)
+    shape = stack_shape(observation_shape, config.history_length)
     run_config = dataclasses.asdict(config)
-    online = networks.from_run_config(run_config, env.num_actions, shape, "online")
-    target = networks.from_run_config(run_config, env.num_actions, shape, "target")
+    online = networks.from_run_config(run_config, num_actions, shape, "online")
+    target = networks.from_run_config(run_config, num_actions, shape, "target")
     memory = replay.ReplayMemory(
-        config.replay_capacity, env.observation_shape, env.observation_dtype,
+        config.replay_capacity, observation_shape, observation_dtype,
         history_length=config.history_length, n_step=config.n_step, gamma=config.gamma,
-        num_envs=config.num_envs, seed=seeding.seed_sequence(config.seed, "replay"),
+        num_envs=num_streams, seed=seeding.seed_sequence(config.seed, "replay"),
         prioritized=config.prioritized, priority_exponent=config.priority_exponent,
         priority_epsilon=config.priority_epsilon)
-    return agent_lib.DqnAgent(
+    return agent_lib.Learner(
         online_network=online, target_network=target,
         optimizer=optimizers.make_optimizer(config.optimizer, config.learning_rate,
                                             config.optimizer_epsilon, config.batch_size),
-        replay=memory, batch_size=config.batch_size,
-        actor_seeds=[seeding.seed_sequence(config.seed, "actor", i)
-                     for i in range(config.num_envs)],
-        min_replay_size=config.min_replay_size, train_every=config.train_every,
-        target_update_period=config.target_update_period,
-        epsilon_start=config.epsilon_start, epsilon_end=config.epsilon_end,
-        epsilon_decay_steps=config.epsilon_decay_steps, reward_clip=config.reward_clip,
-        life_loss_terminal=config.life_loss_terminal, loss=config.loss,
-        double_q=config.double_q, epsilon_decay_from_start=config.epsilon_decay_from_start,
+        replay=memory, batch_size=config.batch_size, min_replay_size=config.min_replay_size,
+        train_every=config.train_every, target_update_period=config.target_update_period,
+        loss=config.loss, double_q=config.double_q,
         importance_exponent=(
             (config.importance_exponent_start, config.importance_exponent_end,
              config.importance_exponent_steps) if config.prioritized else (0.0, 0.0, 0)),
-        max_grad_norm=config.max_grad_norm,
-        jit_compile=config.jit_compile, jit_act=config.jit_act)
+        max_grad_norm=config.max_grad_norm, jit_compile=config.jit_compile,
+        jit_act=config.jit_act)
+
+
+def build_agent(config: config_lib.Config, env) -> agent_lib.DqnAgent:
+    """The single-process agent for `env`: a learner and an actor over its network."""
+    learner = build_learner(config, env.observation_shape, env.observation_dtype,
+                            env.num_actions, config.num_envs)
+    return agent_lib.DqnAgent(
+        learner, actor_seeds=[seeding.seed_sequence(config.seed, "actor", i)
+                              for i in range(config.num_envs)],
+        epsilon_start=config.epsilon_start, epsilon_end=config.epsilon_end,
+        epsilon_decay_steps=config.epsilon_decay_steps, reward_clip=config.reward_clip,
+        life_loss_terminal=config.life_loss_terminal,
+        epsilon_decay_from_start=config.epsilon_decay_from_start)
 
 
 class _StopRequest:
@@ -215,7 +224,7 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
     env = build_env(config, seeding.int_seeds(config.seed, "env", config.num_envs))
     agent = build_agent(config, env)
     checkpointer = checkpointing.Checkpointer(
-        os.path.join(config.output_dir, "checkpoints"), agent.trackables(),
+        os.path.join(config.output_dir, "checkpoints"), agent.learner.trackables(),
         config.keep_checkpoints, replay=agent.replay if config.checkpoint_replay else None)
     logdir = os.path.join(config.output_dir, "tensorboard")
     run_state = {"best_eval_return": None, "last_eval_return": None, "last_eval_step": None,
@@ -346,7 +355,7 @@ def _train_with_signals(config: config_lib.Config, stop: _StopRequest) -> dict:
                            "Train/Epsilon": agent.epsilon, "Replay/Size": len(agent.replay)}
                 if recent_returns:
                     scalars["Train/AverageReturns"] = float(np.mean(recent_returns))
-                means = agent.pop_metrics()  # Over every update since the last summary.
+                means = agent.learner.pop_metrics()  # Over every update since the last summary.
                 if means:
                     scalars.update({loss_tag: means["loss"], "Q/Mean": means["mean_q"],
                                     "Q/Max": means["max_q"], "Loss/GradNorm": means["grad_norm"]})

@@ -137,12 +137,15 @@ class ReplayMemory:
         """Transitions currently stored, over all envs."""
         return int((self.num_added - self.first_kept()).sum())
 
-    def end_open_episodes(self) -> None:
+    def end_open_episodes(self, streams: np.ndarray | None = None) -> None:
         """Ends each env's game in progress as a truncation, for a resume that starts new
-        games: its last transition is then never sampled (its true next state was never
-        seen) and no stack reaches back into it from the new game."""
+        games (or an actor that restarted its own: `streams`, its segments): its last
+        transition is then never sampled (its true next state was never seen) and no
+        stack reaches back into it from the new game."""
         last = self.num_added - 1
         envs = np.flatnonzero(last >= self.first_kept())
+        if streams is not None:
+            envs = np.intersect1d(envs, streams)
         slots = last[envs] % self.segment_capacity
         changed = envs[~self.episode_end[envs, slots]]
         self.episode_end[changed, last[changed] % self.segment_capacity] = True
@@ -150,7 +153,7 @@ class ReplayMemory:
 
     def add(self, observation: np.ndarray, action: np.ndarray, reward: np.ndarray,
             terminal: np.ndarray, episode_end: np.ndarray,
-            env_mask: np.ndarray | None = None) -> None:
+            env_mask: np.ndarray | None = None, streams: np.ndarray | None = None) -> None:
         """Adds one transition for each env where env_mask is True.
 
         Args:
@@ -160,18 +163,21 @@ class ReplayMemory:
           terminal: [E] bool, discount 0 after this transition.
           episode_end: [E] bool, the game ended after this transition.
           env_mask: [E] bool, which envs add (default all).
+          streams: [E] the segment each env's transition goes to (default env e to
+            segment e): an actor of several feeds its own segments.
         """
-        envs = np.arange(self.num_envs) if env_mask is None else np.flatnonzero(env_mask)
-        if envs.size == 0:
+        rows = (np.arange(len(action)) if env_mask is None else np.flatnonzero(env_mask))
+        if rows.size == 0:
             return
+        envs = rows if streams is None else np.asarray(streams)[rows]
         if self.tree is not None:
             low_before = self._low(self.first_kept()[envs])
         slots = self.num_added[envs] % self.segment_capacity
-        self.frames[envs, slots] = observation[envs]
-        self.action[envs, slots] = action[envs]
-        self.reward[envs, slots] = reward[envs]
-        self.terminal[envs, slots] = terminal[envs]
-        self.episode_end[envs, slots] = episode_end[envs]
+        self.frames[envs, slots] = observation[rows]
+        self.action[envs, slots] = action[rows]
+        self.reward[envs, slots] = reward[rows]
+        self.terminal[envs, slots] = terminal[rows]
+        self.episode_end[envs, slots] = episode_end[rows]
         self.num_added[envs] += 1
         if self.tree is not None:
             self._track_priorities(envs, low_before)

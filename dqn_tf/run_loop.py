@@ -15,7 +15,7 @@ from typing import Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
-from dqn_tf.atari_env import TimeStep
+from dqn_tf.timestep import TimeStep
 from dqn_tf.history import HistoryStacker
 
 
@@ -56,6 +56,70 @@ class EpsilonGreedyActor:
             greedy = np.asarray(self._greedy_fn(states), np.int32)
             actions = np.where(explore, actions, greedy)
         return actions
+
+
+class ReplayRows(NamedTuple):
+    """Transitions for the replay, as `ReplayMemory.add` takes them: one lock-step of E
+    envs ([E] leading axis), or a chunk of T of them stacked ([T, E], `stack_rows`).
+
+    Attributes:
+      observation: [E, *obs_shape] the observation each action was taken at (each frame
+        once: the stacks are rebuilt by the replay).
+      action: [E] int32 actions.
+      reward: [E] float32 rewards that followed, clipped for learning.
+      terminal: [E] bool, discount 0 after the transition (game over, or a lost life).
+      episode_end: [E] bool, the game ended after the transition (terminated or truncated).
+      env_mask: [E] bool, the envs that completed a transition (not those starting a game).
+    """
+
+    observation: np.ndarray
+    action: np.ndarray
+    reward: np.ndarray
+    terminal: np.ndarray
+    episode_end: np.ndarray
+    env_mask: np.ndarray
+
+
+def stack_rows(rows: Sequence[ReplayRows]) -> ReplayRows:
+    """T lock-steps -> one chunk with a leading [T] axis on every field."""
+    return ReplayRows(*(np.stack(field) for field in zip(*rows)))
+
+
+class TransitionRecorder:
+    """Turns the TimeSteps of a batch of envs, and the actions taken, into replay rows.
+
+    A TimeStep completes, for every env not starting a new game, the transition from
+    the observation and action remembered at the step before.
+    """
+
+    def __init__(self, reward_clip: float, life_loss_terminal: bool):
+        """Args:
+          reward_clip: learning rewards are clipped to [-reward_clip, reward_clip]; 0 = off.
+          life_loss_terminal: a lost life is a terminal for learning (the game goes on).
+        """
+        self._reward_clip = reward_clip
+        self._life_loss_terminal = life_loss_terminal
+        self._last_observation = None
+        self._last_action = None
+
+    def record(self, timestep: TimeStep) -> ReplayRows | None:
+        """The transitions `timestep` completes, or None if it completes none."""
+        completed = ~timestep.first
+        if self._last_observation is None or not completed.any():
+            return None
+        reward = timestep.reward
+        if self._reward_clip > 0:
+            reward = np.clip(reward, -self._reward_clip, self._reward_clip)
+        terminal = timestep.terminated
+        if self._life_loss_terminal:
+            terminal = terminal | timestep.life_lost
+        return ReplayRows(self._last_observation, self._last_action, reward, terminal,
+                          timestep.last, completed)
+
+    def remember(self, timestep: TimeStep, actions: np.ndarray) -> None:
+        """The observations and actions the next TimeStep's transitions start from."""
+        self._last_observation = timestep.observation
+        self._last_action = actions
 
 
 def run_loop(actor_step: Callable[[TimeStep], np.ndarray], env,

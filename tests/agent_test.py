@@ -227,17 +227,22 @@ def test_target_sync_copies_exactly():
         np.testing.assert_array_equal(o, t)
 
 
-def make_agent(num_envs=1, **overrides):
-    kwargs = dict(actor_seeds=range(num_envs), batch_size=4, min_replay_size=10, train_every=4,
-                  target_update_period=20, epsilon_start=1.0, epsilon_end=0.1,
-                  epsilon_decay_steps=100, reward_clip=1.0, life_loss_terminal=True)
+def make_learner(num_streams=1, **overrides):
+    kwargs = dict(batch_size=4, min_replay_size=10, train_every=4, target_update_period=20)
     kwargs.update(overrides)
     online = networks.mlp(2, (1,), (8,), name="online")
     target = networks.mlp(2, (1,), (8,), name="target")
     memory = replay.ReplayMemory(1000, (1,), np.float32, history_length=1,
-                                 num_envs=num_envs)
-    return agent_lib.DqnAgent(online_network=online, target_network=target,
-                              optimizer=keras.optimizers.SGD(0.01), replay=memory, **kwargs)
+                                 num_envs=num_streams)
+    return agent_lib.Learner(online_network=online, target_network=target,
+                             optimizer=keras.optimizers.SGD(0.01), replay=memory, **kwargs)
+
+
+def make_agent(num_envs=1, life_loss_terminal=True, **learner_overrides):
+    return agent_lib.DqnAgent(make_learner(num_envs, **learner_overrides),
+                              actor_seeds=range(num_envs), epsilon_start=1.0, epsilon_end=0.1,
+                              epsilon_decay_steps=100, reward_clip=1.0,
+                              life_loss_terminal=life_loss_terminal)
 
 
 def drive(agent, env, steps):
@@ -279,15 +284,15 @@ def test_updates_left_unpaid_by_a_loop_without_learn_are_paid_the_same_by_step()
 def test_pop_metrics_averages_every_update_even_several_per_step():
     agent = make_agent(num_envs=2, train_every=1)  # Two updates per step once learning.
     seen = []
-    learn_once = agent.learn_once
-    agent.learn_once = lambda: seen.append(learn_once().copy())
+    learn_once = agent.learner.learn_once
+    agent.learner.learn_once = lambda: seen.append(learn_once().copy())
     env = atari_env.BatchedEnv([ScriptedGame(lengths=(7,)), ScriptedGame(lengths=(5,))])
     drive(agent, env, 30)
     assert len(seen) == agent.updates >= 15
-    means = agent.pop_metrics()
+    means = agent.learner.pop_metrics()
     np.testing.assert_allclose([means[name] for name in agent_lib.METRIC_NAMES],
                                np.mean(seen, axis=0), rtol=1e-6)
-    assert agent.pop_metrics() is None  # The window starts again.
+    assert agent.learner.pop_metrics() is None  # The window starts again.
 
 
 def test_agent_records_what_the_env_did():

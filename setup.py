@@ -2,10 +2,10 @@
 
 from setuptools import setup
 
-MODULES = ["agent", "atari_env", "checkpointing", "config", "errors", "evaluate", "export",
-           "history", "main", "networks", "optimizers", "plot", "protocols", "replay",
-           "replay_store", "results", "run_loop", "schedules", "seeding", "sum_tree",
-           "summaries", "sweep", "threads", "timestep"]
+MODULES = ["agent", "atari_env", "checkpointing", "config", "distributed", "errors",
+           "evaluate", "export", "history", "main", "networks", "optimizers", "plot",
+           "protocols", "replay", "replay_store", "results", "run_loop", "schedules",
+           "seeding", "sum_tree", "summaries", "sweep", "threads", "timestep", "training"]
 
 setup(
     name="dqn_tf",

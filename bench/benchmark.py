@@ -307,10 +307,10 @@ def bench_checkpoint(capacity: int, period: int = 250_000, rounds: int = 8):
     run's checkpoints hold on disk after each; then one after only 10,000 new
     transitions (a SIGTERM's), and a restore of the newest with its whole replay.
     """
-    from dqn_tf import checkpointing, main as main_lib
+    from dqn_tf import checkpointing, training
     config = nature_config(env=GAME, replay_capacity=capacity)
-    env = main_lib.build_env(config, [0])
-    agent = main_lib.build_agent(config, env)
+    env = training.build_env(config, [0])
+    agent = training.build_agent(config, env)
     env.close()
     memory = agent.replay
     frame = np.random.default_rng(0).integers(0, 256, (84, 84), np.uint8)
@@ -335,7 +335,7 @@ def bench_checkpoint(capacity: int, period: int = 250_000, rounds: int = 8):
             checkpoint(period, f"at {(i + 1) * period:>9,} transitions ({period:,} new)")
         checkpoint(10_000, f"at {int(memory.num_added[0]) + 10_000:>9,} transitions "
                            "(10,000 new, a SIGTERM's)")
-        restored = main_lib.build_agent(config, main_lib.build_env(config, [0]))
+        restored = training.build_agent(config, training.build_env(config, [0]))
         start = time.perf_counter()
         checkpointing.Checkpointer(out, restored.learner.trackables(), keep=4,
                                    replay=restored.replay).restore_latest()
@@ -360,7 +360,7 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
                      intra_op_threads: int = 0, config=None) -> float:
     """Median Train/AverageStepsPerSecond that `main.train` logs once learning runs,
     with the Nature preset (or `config`'s learning settings)."""
-    from dqn_tf import main as main_lib
+    from dqn_tf import training
     from dqn_tf.summaries import read_scalars
     with tempfile.TemporaryDirectory() as out:
         config = dataclasses.replace(
@@ -371,7 +371,7 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
             summary_every=500, eval_every=0, checkpoint_every=10**9, checkpoint_replay=False,
             export_every_eval=False, progress=False, output_dir=out,
             intra_op_threads=intra_op_threads)
-        result = main_lib.train(config)
+        result = training.train(config)
         points = read_scalars(os.path.join(out, "tensorboard"))["Train/AverageStepsPerSecond"]
     # Skip the first window after learning starts (tracing the update).
     sps = statistics.median(v for step, v in points if step > warmup + 1000)
@@ -386,8 +386,8 @@ def bench_bare_loop(num_envs: int, steps: int, train_every: int, window: int = 1
     `window` agent steps: the env step, a greedy action (XLA) on 90 % of steps
     and one update per `train_every` agent steps on a fixed batch, interleaved
     as `run_loop` does. No replay, agent, summaries or bookkeeping."""
-    from dqn_tf import main as main_lib
-    env = main_lib.build_env(nature_config(env=GAME), list(range(num_envs)))
+    from dqn_tf import training
+    env = training.build_env(nature_config(env=GAME), list(range(num_envs)))
     update, greedy, _ = build_update_and_greedy()
     rng = np.random.default_rng(0)
     batch = fixed_batch(env.num_actions)

@@ -42,14 +42,14 @@ def main():
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--intra_op_threads", type=int, default=0, help="main's flag (0 = auto)")
     args = parser.parse_args()
-    from dqn_tf import main as main_lib, run_loop, threads
+    from dqn_tf import training, run_loop, threads
     pool = threads.set_tf_threads(args.intra_op_threads, args.jit_compile)
     config = nature_config(env=GAME, num_envs=args.num_envs, replay_capacity=50_000,
                            min_replay_size=args.warmup, epsilon_decay_steps=1,
                            jit_compile=args.jit_compile, jit_act=args.jit_act,
                            env_backend=args.env_backend)
-    env = main_lib.build_env(config, list(range(args.num_envs)))
-    agent = main_lib.build_agent(config, env)
+    env = training.build_env(config, list(range(args.num_envs)))
+    agent = training.build_agent(config, env)
     totals = dict.fromkeys(("agent.step", "act", "agent.learn", "update", "sample",
                             "env.send", "env.recv"), 0.0)
     agent.learner.learn_once = timed(totals, "update", agent.learner.learn_once)

@@ -22,7 +22,8 @@ RESUMABLE_FIELDS = frozenset({
     "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes",
     "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
     "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act", "intra_op_threads",
-    "eval_steps", "stop_at_train_return",
+    "eval_steps", "stop_at_train_return", "actor_chunk_steps", "actor_sync_updates",
+    "ray_address", "actor_cpus",
 })
 LOSSES = ["huber", "mse"]  # agent.LOSSES (tests/config_test.py checks they agree).
 HEADS = ["plain", "quantile"]
@@ -35,7 +36,13 @@ class Config:
 
     env: str = "SpaceInvaders"  # game short name or gymnasium id
     num_steps: int = 12_500_000  # agent steps to train for (Nature: 50M frames)
-    num_envs: int = 1  # environments stepped in lockstep
+    num_envs: int = 1  # environments stepped in lockstep (per actor, with --num_actors)
+    num_actors: int = 0  # Ray actors feeding the learner (0 = one process)
+    actor_chunk_steps: int = 50  # lock-steps of an actor's envs sent per chunk
+    actor_sync_updates: int = 100  # updates between weight publications to actors
+    actor_epsilons: str = "schedule"  # schedule: the learner's epsilon | apex: fixed per actor
+    actor_cpus: float = 1.0  # CPUs Ray reserves per actor
+    ray_address: str = ""  # an existing Ray cluster ('' = start Ray here, on 127.0.0.1)
     env_backend: str = "ale_vector"  # Atari: ale-py's C++ vector env, or gymnasium wrappers
     action_repeat: int = 4  # raw frames per agent step
     history_length: int = 4  # observations stacked into a state
@@ -110,7 +117,23 @@ def _define_flags():
                     "gymnasium id (ALE/Pong-v5, CartPole-v1).")
     f.DEFINE_integer("num_steps", d.num_steps, "Agent steps to train for, in total over all "
                      "envs (one agent step = action_repeat raw frames).")
-    f.DEFINE_integer("num_envs", d.num_envs, "Environments stepped in lockstep.")
+    f.DEFINE_integer("num_envs", d.num_envs, "Environments stepped in lockstep (in each "
+                     "actor, with --num_actors).")
+    f.DEFINE_integer("num_actors", d.num_actors, "Ray actors, each stepping --num_envs envs "
+                     "with a CPU copy of the network and sending chunks of transitions to "
+                     "this process's learner (Ape-X style); 0 = step the envs here.")
+    f.DEFINE_integer("actor_chunk_steps", d.actor_chunk_steps, "Lock-steps of an actor's "
+                     "envs per chunk it sends (each chunk holds this times --num_envs "
+                     "transitions).")
+    f.DEFINE_integer("actor_sync_updates", d.actor_sync_updates, "Updates between "
+                     "publications of the learner's weights to the actors (Ape-X: every "
+                     "400 frames of an actor).")
+    f.DEFINE_enum("actor_epsilons", d.actor_epsilons, ["schedule", "apex"], "schedule: "
+                  "every actor follows the learner's epsilon schedule; apex: actor i of N "
+                  "keeps epsilon 0.4^(1 + 7 i / (N - 1)) (Horgan et al., 2018).")
+    f.DEFINE_float("actor_cpus", d.actor_cpus, "CPUs Ray reserves for each actor.")
+    f.DEFINE_string("ray_address", d.ray_address, "With --num_actors: an existing Ray "
+                    "cluster (default: start Ray on this machine, on 127.0.0.1).")
     f.DEFINE_enum("env_backend", d.env_backend, ["ale_vector", "gymnasium"],
                   "Atari only. ale_vector: ale-py's AtariVectorEnv (C++ threads); gymnasium: "
                   "AtariPreprocessing per game in Python. Same frames, different random streams.")
@@ -235,10 +258,13 @@ def validate(config: Config) -> Config:
             raise UserInputError(f"--{flag}={value} is invalid: it must be {rule}")
 
     for name in ("num_steps", "num_envs", "action_repeat", "history_length", "replay_capacity",
+                 "actor_chunk_steps", "actor_sync_updates",
                  "batch_size", "n_step", "train_every", "target_update_period",
                  "eval_episodes", "checkpoint_every", "keep_checkpoints", "summary_every"):
         need(getattr(config, name) >= 1, name, "at least 1")
+    need(config.actor_cpus > 0, "actor_cpus", "positive")
     for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every",
+                 "num_actors",
                  "eval_steps", "intra_op_threads", "seed", "importance_exponent_steps"):
         need(getattr(config, name) >= 0, name, "0 or more")
     need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
@@ -269,7 +295,8 @@ def validate(config: Config) -> Config:
          f"at most --replay_capacity ({config.replay_capacity})")
     need(config.batch_size <= max(config.min_replay_size, 1), "batch_size",
          f"at most --min_replay_size ({config.min_replay_size})")
-    need(config.replay_capacity >= config.num_envs * (config.history_length + config.n_step + 1),
+    streams = config.num_envs * max(config.num_actors, 1)
+    need(config.replay_capacity >= streams * (config.history_length + config.n_step + 1),
          "replay_capacity", "large enough to hold a stacked n-step transition per env")
     return config
 

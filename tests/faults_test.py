@@ -21,6 +21,7 @@ import pytest
 
 from dqn_tf import config as config_lib
 from dqn_tf import main as main_lib
+from dqn_tf import training as training_lib
 from dqn_tf.errors import UserInputError
 from tests.summaries_test import raw_scalar_steps
 
@@ -182,7 +183,7 @@ def test_a_second_process_on_a_run_in_use_is_refused_until_the_first_dies(tmp_pa
 
 
 def test_second_interrupt_exits_at_once():
-    code = ("from dqn_tf.main import _StopRequest; import signal; stop = _StopRequest(); "
+    code = ("from dqn_tf.training import StopRequest; import signal; stop = StopRequest(); "
             "stop(signal.SIGINT, None); print('first asks to stop', stop.requested, flush=True); "
             "stop(signal.SIGINT, None); print('not reached')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
@@ -274,15 +275,16 @@ def test_output_dir_with_another_config_or_unwritable_is_refused(tmp_path):
 
 def test_checkpoint_state_of_another_run_is_named():
     config = config_lib.Config(env="ALE/Pong-v5")
-    state = json.loads(json.dumps({"version": main_lib._STATE_VERSION,
+    state = json.loads(json.dumps({"version": training_lib.STATE_VERSION,
                                    "config": dataclasses.asdict(config)}))
-    main_lib.check_checkpoint_state(state, config)
+    training_lib.check_checkpoint_state(state, config)
     with pytest.raises(UserInputError, match="--env=ALE/Pong-v5, not"):
-        main_lib.check_checkpoint_state(state, dataclasses.replace(config, env="ALE/Breakout-v5"))
+        training_lib.check_checkpoint_state(state,
+                                            dataclasses.replace(config, env="ALE/Breakout-v5"))
     with pytest.raises(UserInputError, match="--n_step=1, not --n_step=3"):
-        main_lib.check_checkpoint_state(state, dataclasses.replace(config, n_step=3))
+        training_lib.check_checkpoint_state(state, dataclasses.replace(config, n_step=3))
     with pytest.raises(UserInputError, match="format version 7"):
-        main_lib.check_checkpoint_state(dict(state, version=7), config)
+        training_lib.check_checkpoint_state(dict(state, version=7), config)
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.

@@ -13,7 +13,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from dqn_tf import config as config_lib
-from dqn_tf import main as main_lib
+from dqn_tf import training
 from dqn_tf import results, seeding
 from tests.summaries_test import raw_scalar_steps, read_scalars
 
@@ -27,7 +27,7 @@ def train_with_preset(preset, **overrides):
         flags.FLAGS(["test", f"--flagfile={os.path.join(ROOT, 'flags', preset)}"])
         for name, value in overrides.items():
             flags.FLAGS[name].value = value
-        return main_lib.train(config_lib.from_flags())
+        return training.train(config_lib.from_flags())
 
 
 @pytest.mark.slow
@@ -144,8 +144,8 @@ def first_episode_returns(seed, num_steps=3000):
                                  replay_capacity=5000, min_replay_size=1000, batch_size=32,
                                  train_every=1, target_update_period=200, seed=seed,
                                  epsilon_decay_steps=1000, mlp_hidden_sizes=(32,))
-    env = main_lib.build_env(config, seeding.int_seeds(seed, "env", 1))
-    agent = main_lib.build_agent(config, env)
+    env = training.build_env(config, seeding.int_seeds(seed, "env", 1))
+    agent = training.build_agent(config, env)
     tracker, returns = run_loop.EpisodeTracker(1), []
     for timestep, _ in run_loop.run_loop(agent.step, env, agent.learn):
         returns += [e.episode_return for e in tracker.observe(timestep)]
@@ -190,7 +190,7 @@ def test_rerun_after_lost_checkpoints_plots_each_summary_step_once(tmp_path):
 
 def test_an_evaluation_is_owed_until_it_has_run():
     def owed(steps, last, num_steps=1_000_000):
-        return main_lib.evaluation_owed(steps, eval_every=250_000, num_steps=num_steps,
+        return training.evaluation_owed(steps, eval_every=250_000, num_steps=num_steps,
                                         last_eval_step=last)
     assert not owed(0, None) and not owed(249_999, None)
     assert owed(250_000, None) and not owed(250_000, 250_000)
@@ -200,7 +200,7 @@ def test_an_evaluation_is_owed_until_it_has_run():
     assert not owed(499_998, 250_003) and owed(500_001, 250_003)
     assert owed(1_000_000, 750_000) and not owed(1_000_000, 1_000_000)  # The final one.
     assert owed(600, None, num_steps=600) and not owed(600, 600, num_steps=600)
-    assert not main_lib.evaluation_owed(10**6, eval_every=0, num_steps=10**6,
+    assert not training.evaluation_owed(10**6, eval_every=0, num_steps=10**6,
                                         last_eval_step=None)
 
 

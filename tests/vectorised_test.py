@@ -11,7 +11,7 @@ import pytest
 
 from dqn_tf import atari_env, run_loop, seeding
 from dqn_tf import config as config_lib
-from dqn_tf import main as main_lib
+from dqn_tf import training
 
 
 def test_ale_vector_env_frames_equal_the_gymnasium_pipeline():
@@ -39,8 +39,8 @@ def fill_replay(config, seed, env_indices, vector_steps):
     num_envs = len(env_indices)
     config = dataclasses.replace(config, num_envs=num_envs, seed=seed,
                                  replay_capacity=num_envs * 2000, min_replay_size=100_000)
-    env = main_lib.build_env(config, [seeding.int_seed(seed, "env", i) for i in env_indices])
-    agent = main_lib.build_agent(config, env)
+    env = training.build_env(config, [seeding.int_seed(seed, "env", i) for i in env_indices])
+    agent = training.build_agent(config, env)
     agent.actor.rngs = [seeding.generator(seed, "actor", i) for i in env_indices]
     loop = run_loop.run_loop(agent.step, env, agent.learn)
     for _ in range(vector_steps + 1):

@@ -1,0 +1,215 @@
+"""Remote actors on Ray feeding one learner (`--num_actors=N`; Ape-X, Horgan et al., 2018).
+
+    this process (the driver)                         N Ray actors (ActorWorker)
+    Learner: replay, networks, updates  <-- chunks --  its --num_envs envs, a CPU copy
+    Bookkeeping: summaries, evaluations,               of the Q-network, an epsilon-greedy
+      checkpoints, exports              -- weights ->  actor and a TransitionRecorder
+
+A chunk is `--actor_chunk_steps` lock-steps of an actor's envs as `ReplayRows` (each
+frame once, never stacks: the replay rebuilds them). Actor i's env e feeds replay
+segment i * num_envs + e, so every stream keeps its own order.
+
+The replay ratio is a setting, not an accident of speed: the learner records a chunk
+and pays the updates it is due (one per --train_every transitions, once warm) before
+it asks that actor for its next chunk. Each actor has at most one chunk in flight,
+so actors wait for a learner that falls behind, and the learner waits for actors.
+Weights go to the actors every --actor_sync_updates updates; with
+--actor_epsilons=schedule they carry the learner's epsilon, with apex actor i keeps
+0.4^(1 + 7 i / (N - 1)).
+
+Faults: an actor that dies is restarted by Ray (max_restarts=-1). The learner ends its
+streams' games as truncations (nothing is stitched across the gap) and starts it again
+on streams of the current agent step. Actors hold no state but their envs, so a
+checkpoint is the learner's, as in one process; a driver killed with kill -9 resumes
+from its last checkpoint with the same command, with new actors.
+
+Prioritized replay: new transitions get the running max priority, set by the learner
+when their n-step horizon completes, as in one process. Ape-X has its actors compute
+initial priorities instead, which spares a learner fed by hundreds of actors a flood of
+max-priority data, at the cost of a target network and an extra forward pass per step
+in every actor; with the few actors one machine or a small cluster runs here, the max
+priority is corrected by the first update that samples the transition, and the actors
+stay a policy copy only.
+"""
+
+import dataclasses
+import os
+
+import numpy as np
+
+from dqn_tf import config as config_lib
+from dqn_tf import export, run_loop, seeding, training
+from dqn_tf.errors import UserInputError
+
+APEX_EPSILON, APEX_ALPHA = 0.4, 7.0  # Horgan et al. (2018), section 4.
+
+
+def actor_epsilon(config: config_lib.Config, actor_index: int, agent_steps: int) -> float:
+    """The epsilon actor `actor_index` explores with now."""
+    if config.actor_epsilons == "apex":
+        n = config.num_actors
+        return APEX_EPSILON ** (1 + APEX_ALPHA * actor_index / max(n - 1, 1))
+    return training.epsilon_schedule(config, agent_steps)
+
+
+def actor_streams(config: config_lib.Config, actor_index: int) -> np.ndarray:
+    """The replay segments actor `actor_index`'s envs feed."""
+    return actor_index * config.num_envs + np.arange(config.num_envs)
+
+
+class ActorWorker:
+    """One remote actor: steps its envs with an epsilon-greedy copy of the network and
+    returns chunks of transitions (and the games that ended)."""
+
+    def __init__(self, run_config: dict, actor_index: int):
+        """Args:
+          run_config: the run's `dataclasses.asdict(Config)`.
+          actor_index: which actor this is (its streams, seeds and apex epsilon).
+        """
+        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # A CPU copy: hide GPUs from TF.
+        from dqn_tf import agent as agent_lib, networks, threads
+        from dqn_tf.history import stack_shape
+        threads.set_tf_threads(1, jit_compile=False)  # Ray does not size TF's pools.
+        run_config = dict(run_config, mlp_hidden_sizes=tuple(run_config["mlp_hidden_sizes"]))
+        self.config = config = config_lib.Config(**run_config)
+        self.index = actor_index
+        self.streams = actor_streams(config, actor_index)
+        self.env = training.build_env(config, [0] * config.num_envs)
+        shape = stack_shape(self.env.observation_shape, config.history_length)
+        self.network = networks.from_run_config(run_config, self.env.num_actions, shape,
+                                                "actor")
+        self.greedy = agent_lib.build_greedy_fn(
+            self.network, agent_lib.state_spec(shape, self.env.observation_dtype),
+            jit_compile=config.jit_act).get_concrete_function()
+        self.epsilon = 1.0
+        self.actor = self.recorder = self.tracker = self.timestep = None
+
+    def start(self, generation: int) -> None:
+        """New games on streams of `generation` (the agent step at the (re)start)."""
+        config, streams = self.config, self.streams
+        self.env.reseed([seeding.int_seed(config.seed, "env", int(s), generation)
+                         for s in streams])
+        self.actor = run_loop.EpsilonGreedyActor(
+            self.greedy, num_actions=self.env.num_actions,
+            observation_shape=self.env.observation_shape,
+            history_length=config.history_length, dtype=self.env.observation_dtype,
+            seeds=[seeding.seed_sequence(config.seed, "actor", int(s), generation)
+                   for s in streams])
+        self.recorder = run_loop.TransitionRecorder(config.reward_clip,
+                                                    config.life_loss_terminal)
+        self.tracker = run_loop.EpisodeTracker(self.env.num_envs)
+        self.timestep = self.env.reset()
+
+    def set_weights(self, weights: list, epsilon: float) -> None:
+        self.network.set_weights(weights)
+        self.epsilon = epsilon
+
+    def run(self, steps: int) -> tuple:
+        """Steps the envs `steps` times; returns (chunk ReplayRows [T, E] or None, the
+        `Episode`s that ended)."""
+        rows, episodes = [], []
+        for _ in range(steps):
+            timestep = self.timestep
+            episodes += self.tracker.observe(timestep)
+            completed = self.recorder.record(timestep)
+            if completed is not None:
+                rows.append(completed)
+            actions = self.actor.step(timestep, self.epsilon)
+            self.recorder.remember(timestep, actions)
+            self.timestep = self.env.step(actions)
+        return (run_loop.stack_rows(rows) if rows else None), episodes
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _start_ray(config: config_lib.Config):
+    try:
+        import ray
+    except ImportError:
+        raise UserInputError("--num_actors needs Ray: pip install -e \".[ray]\"") from None
+    if config.ray_address:
+        ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=False)
+    else:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only.
+        ray.init(num_cpus=max(os.cpu_count() or 1, int(np.ceil(config.num_actors *
+                                                               config.actor_cpus))),
+                 include_dashboard=False, log_to_driver=False,
+                 object_store_memory=256 * 2**20)
+    return ray
+
+
+def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
+    """Trains with `config.num_actors` remote actors (Ray must be installed); the run
+    directory is locked and signals caught by `training.train`."""
+    ray = _start_ray(config)
+    probe = training.build_env(config, [0])
+    env_info = export.env_metadata(dataclasses.asdict(config), probe.action_meanings,
+                                   probe.observation_shape)
+    learner = training.build_learner(config, probe.observation_shape,
+                                     probe.observation_dtype, probe.num_actions,
+                                     config.num_actors * config.num_envs)
+    probe.close()
+    checkpointer = training.checkpointing.Checkpointer(
+        os.path.join(config.output_dir, "checkpoints"), learner.trackables(),
+        config.keep_checkpoints, replay=learner.replay if config.checkpoint_replay else None)
+    restored = training.restore(config, learner, checkpointer)
+    print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
+                                          dataclasses.asdict(config).items()))
+    books = training.Bookkeeping(config, learner, checkpointer,
+                                 training.new_run_state(restored), stop, env_info)
+    remote = ray.remote(num_cpus=config.actor_cpus, max_restarts=-1,
+                        max_task_retries=0)(ActorWorker)
+    run_config = dataclasses.asdict(config)
+    workers = [remote.remote(run_config, i) for i in range(config.num_actors)]
+    pending = {}
+
+    def publish(indices):
+        weights = ray.put(learner.weights())
+        for i in indices:
+            workers[i].set_weights.remote(weights,
+                                          actor_epsilon(config, i, learner.agent_steps))
+
+    def start(i):
+        workers[i].start.remote(learner.agent_steps)
+        publish([i])
+        pending[workers[i].run.remote(config.actor_chunk_steps)] = i
+
+    try:
+        finished = books.before_the_loop()
+        for i in range(config.num_actors):
+            start(i)
+        published_at = learner.updates
+        done = finished
+        while not done:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            if not ready:  # Nothing yet: a signal still stops the run within a second.
+                done = stop.requested and books.after_steps()
+                continue
+            i = pending.pop(ready[0])
+            try:
+                chunk, episodes = ray.get(ready[0])
+            except ray.exceptions.RayActorError as error:
+                # Ray restarts it; its games ended with it: never stitch across the gap.
+                learner.replay.end_open_episodes(actor_streams(config, i))
+                books.outputs.bar.write(f"actor {i} died ({str(error).splitlines()[0][:120]}); "
+                                        f"restarted on new streams at agent step "
+                                        f"{learner.agent_steps:,}")
+                start(i)
+                continue
+            if chunk is not None:
+                learner.record(chunk, streams=actor_streams(config, i))
+            for episode in episodes:
+                books.game_ended(episode)
+            learner.learn()  # Pays the updates this chunk is due: the replay ratio.
+            if learner.updates - published_at >= config.actor_sync_updates:
+                publish(range(config.num_actors))
+                published_at = learner.updates
+            pending[workers[i].run.remote(config.actor_chunk_steps)] = i
+            done = books.after_steps()
+        return books.finish()
+    finally:
+        books.close()
+        for worker in workers:
+            ray.kill(worker, no_restart=True)
+        ray.shutdown()

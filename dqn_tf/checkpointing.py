@@ -119,9 +119,11 @@ class RunLock:
             self._fd = None
 
 
-def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: bool) -> RunLock:
+def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: bool,
+                          complete=lambda recorded: recorded) -> RunLock:
     """Creates and locks `output_dir`, and checks that the run in it was made with this
     config. The caller releases the returned lock when it is done with the run.
+    `complete(recorded)` fills in what an older run's config.json lacks.
 
     Raises:
       UserInputError: unwritable directory, a directory another process is using, or
@@ -138,14 +140,15 @@ def prepare_run_directory(output_dir: str, learning_config: dict, overwrite: boo
                              "choose another --output_dir") from None
     lock = RunLock(output_dir)  # Before anything in the run is read or changed.
     try:
-        _check_or_write_config(output_dir, learning_config, overwrite)
+        _check_or_write_config(output_dir, learning_config, overwrite, complete)
     except BaseException:
         lock.release()
         raise
     return lock
 
 
-def _check_or_write_config(output_dir: str, learning_config: dict, overwrite: bool) -> None:
+def _check_or_write_config(output_dir: str, learning_config: dict, overwrite: bool,
+                           complete) -> None:
     learning_config = json.loads(json.dumps(learning_config))  # Tuples -> lists, as on disk.
     path = os.path.join(output_dir, "config.json")
     if os.path.exists(path):
@@ -154,6 +157,8 @@ def _check_or_write_config(output_dir: str, learning_config: dict, overwrite: bo
                 previous = json.load(f)
         except (OSError, ValueError):
             previous = {"<config.json>": "unreadable"}
+        else:
+            previous = complete(previous)
         differ = sorted(k for k in set(previous) | set(learning_config)
                         if previous.get(k) != learning_config.get(k))
         if differ and not overwrite:
@@ -164,7 +169,8 @@ def _check_or_write_config(output_dir: str, learning_config: dict, overwrite: bo
                                  "delete that run")
         if differ:
             logging.warning("--overwrite: deleting the run in %s", output_dir)
-            for name in ("checkpoints", "tensorboard", "saved_model", "config.json"):
+            for name in ("checkpoints", "tensorboard", "saved_model", "config.json",
+                         "train_returns.csv", "evaluations.jsonl", "progress.json"):
                 target = os.path.join(output_dir, name)
                 if os.path.isdir(target):
                     shutil.rmtree(target)

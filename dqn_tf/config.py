@@ -110,6 +110,14 @@ class Config:
 _DEFAULTS = Config()
 
 
+def with_defaults(saved_learning_fields: dict) -> dict:
+    """A run's recorded learning fields, completed with today's defaults for the fields
+    an older dqn_tf did not have (a new flag's default is always the old behaviour)."""
+    completed = json.loads(json.dumps(_DEFAULTS.learning_fields()))  # Tuples -> lists.
+    completed.update(saved_learning_fields)
+    return completed
+
+
 def _define_flags():
     f = flags
     d = _DEFAULTS
@@ -132,8 +140,9 @@ def _define_flags():
                   "every actor follows the learner's epsilon schedule; apex: actor i of N "
                   "keeps epsilon 0.4^(1 + 7 i / (N - 1)) (Horgan et al., 2018).")
     f.DEFINE_float("actor_cpus", d.actor_cpus, "CPUs Ray reserves for each actor.")
-    f.DEFINE_string("ray_address", d.ray_address, "With --num_actors: an existing Ray "
-                    "cluster (default: start Ray on this machine, on 127.0.0.1).")
+    f.DEFINE_string("ray_address", d.ray_address, "With --num_actors, and for dqn_tf.sweep: "
+                    "an existing Ray cluster (auto, host:6379 or ray://host:10001; default: "
+                    "start Ray on this machine, on 127.0.0.1).")
     f.DEFINE_enum("env_backend", d.env_backend, ["ale_vector", "gymnasium"],
                   "Atari only. ale_vector: ale-py's AtariVectorEnv (C++ threads); gymnasium: "
                   "AtariPreprocessing per game in Python. Same frames, different random streams.")

@@ -13,15 +13,17 @@ The replay ratio is a setting, not an accident of speed: the learner records a c
 and pays the updates it is due (one per --train_every transitions, once warm) before
 it asks that actor for its next chunk. Each actor has at most one chunk in flight,
 so actors wait for a learner that falls behind, and the learner waits for actors.
-Weights go to the actors every --actor_sync_updates updates; with
---actor_epsilons=schedule they carry the learner's epsilon, with apex actor i keeps
-0.4^(1 + 7 i / (N - 1)).
+Weights are published every --actor_sync_updates updates and ride with an actor's
+next chunk request; each request carries the actor's epsilon (with
+--actor_epsilons=schedule the learner's, with apex 0.4^(1 + 7 i / (N - 1)) for actor i).
 
 Faults: an actor that dies is restarted by Ray (max_restarts=-1). The learner ends its
-streams' games as truncations (nothing is stitched across the gap) and starts it again
-on streams of the current agent step. Actors hold no state but their envs, so a
-checkpoint is the learner's, as in one process; a driver killed with kill -9 resumes
-from its last checkpoint with the same command, with new actors.
+streams' games as truncations (nothing is stitched across the gap) and the new
+process starts on streams of the current agent step with its first request; one that
+dies MAX_CONSECUTIVE_DEATHS times without a chunk stops the run (`ActorFailure`, with
+a checkpoint). Actors hold no state but their envs, so a checkpoint is the learner's,
+as in one process; a driver killed with kill -9 resumes from its last checkpoint with
+the same command, with new actors.
 
 Prioritized replay: new transitions get the running max priority, set by the learner
 when their n-step horizon completes, as in one process. Ape-X has its actors compute
@@ -38,10 +40,11 @@ import os
 import numpy as np
 
 from dqn_tf import config as config_lib
-from dqn_tf import export, run_loop, seeding, training
-from dqn_tf.errors import UserInputError
+from dqn_tf import export, ray_cluster, run_loop, seeding, training
+from dqn_tf.errors import ActorFailure
 
 APEX_EPSILON, APEX_ALPHA = 0.4, 7.0  # Horgan et al. (2018), section 4.
+MAX_CONSECUTIVE_DEATHS = 5  # An actor that keeps dying stops the run (with a checkpoint).
 
 
 def actor_epsilon(config: config_lib.Config, actor_index: int, agent_steps: int) -> float:
@@ -66,7 +69,6 @@ class ActorWorker:
           run_config: the run's `dataclasses.asdict(Config)`.
           actor_index: which actor this is (its streams, seeds and apex epsilon).
         """
-        os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # A CPU copy: hide GPUs from TF.
         from dqn_tf import agent as agent_lib, networks, threads
         from dqn_tf.history import stack_shape
         threads.set_tf_threads(1, jit_compile=False)  # Ray does not size TF's pools.
@@ -81,7 +83,6 @@ class ActorWorker:
         self.greedy = agent_lib.build_greedy_fn(
             self.network, agent_lib.state_spec(shape, self.env.observation_dtype),
             jit_compile=config.jit_act).get_concrete_function()
-        self.epsilon = 1.0
         self.actor = self.recorder = self.tracker = self.timestep = None
 
     def start(self, generation: int) -> None:
@@ -100,13 +101,14 @@ class ActorWorker:
         self.tracker = run_loop.EpisodeTracker(self.env.num_envs)
         self.timestep = self.env.reset()
 
-    def set_weights(self, weights: list, epsilon: float) -> None:
-        self.network.set_weights(weights)
-        self.epsilon = epsilon
-
-    def run(self, steps: int) -> tuple:
-        """Steps the envs `steps` times; returns (chunk ReplayRows [T, E] or None, the
-        `Episode`s that ended)."""
+    def run(self, steps: int, epsilon: float, generation: int, weights=None) -> tuple:
+        """Steps the envs `steps` times with `epsilon`; returns (chunk ReplayRows [T, E]
+        or None, the `Episode`s that ended). A new (or restarted) actor first starts games
+        on streams of `generation`; `weights`, when given, replace the network's first."""
+        if weights is not None:
+            self.network.set_weights(weights)
+        if self.actor is None:
+            self.start(generation)
         rows, episodes = [], []
         for _ in range(steps):
             timestep = self.timestep
@@ -114,7 +116,7 @@ class ActorWorker:
             completed = self.recorder.record(timestep)
             if completed is not None:
                 rows.append(completed)
-            actions = self.actor.step(timestep, self.epsilon)
+            actions = self.actor.step(timestep, epsilon)
             self.recorder.remember(timestep, actions)
             self.timestep = self.env.step(actions)
         return (run_loop.stack_rows(rows) if rows else None), episodes
@@ -124,19 +126,9 @@ class ActorWorker:
 
 
 def _start_ray(config: config_lib.Config):
-    try:
-        import ray
-    except ImportError:
-        raise UserInputError("--num_actors needs Ray: pip install -e \".[ray]\"") from None
-    if config.ray_address:
-        ray.init(address=config.ray_address, include_dashboard=False, log_to_driver=False)
-    else:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only.
-        ray.init(num_cpus=max(os.cpu_count() or 1, int(np.ceil(config.num_actors *
-                                                               config.actor_cpus))),
-                 include_dashboard=False, log_to_driver=False,
-                 object_store_memory=256 * 2**20)
-    return ray
+    return ray_cluster.connect(
+        config.ray_address, what="--num_actors",
+        num_cpus=max(os.cpu_count() or 1, int(np.ceil(config.num_actors * config.actor_cpus))))
 
 
 def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
@@ -156,31 +148,39 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     restored = training.restore(config, learner, checkpointer)
     print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
                                           dataclasses.asdict(config).items()))
+    mean_epsilon = lambda: float(np.mean(  # noqa: E731 - what the summaries show as epsilon.
+        [actor_epsilon(config, i, learner.agent_steps) for i in range(config.num_actors)]))
     books = training.Bookkeeping(config, learner, checkpointer,
-                                 training.new_run_state(restored), stop, env_info)
-    remote = ray.remote(num_cpus=config.actor_cpus, max_restarts=-1,
-                        max_task_retries=0)(ActorWorker)
+                                 training.new_run_state(restored), stop, env_info,
+                                 epsilon=mean_epsilon)
+    # A CPU copy of the network: TF in an actor must not take the learner's GPU.
+    remote = ray.remote(num_cpus=config.actor_cpus, max_restarts=-1, max_task_retries=0,
+                        runtime_env={"env_vars": {"CUDA_VISIBLE_DEVICES": ""}})(ActorWorker)
     run_config = dataclasses.asdict(config)
-    workers = [remote.remote(run_config, i) for i in range(config.num_actors)]
-    pending = {}
+    workers, pending = [], {}
+    weights = {"ref": None, "version": 0}  # The newest published weights.
+    sent_version = [-1] * config.num_actors  # The version each actor holds.
+    deaths = [0] * config.num_actors  # Consecutive deaths without a chunk.
 
-    def publish(indices):
-        weights = ray.put(learner.weights())
-        for i in indices:
-            workers[i].set_weights.remote(weights,
-                                          actor_epsilon(config, i, learner.agent_steps))
+    def request_chunk(i):
+        fresh = weights["ref"] if sent_version[i] != weights["version"] else None
+        sent_version[i] = weights["version"]
+        epsilon = actor_epsilon(config, i, learner.agent_steps)
+        pending[workers[i].run.remote(config.actor_chunk_steps, epsilon,
+                                      learner.agent_steps, fresh)] = i
 
-    def start(i):
-        workers[i].start.remote(learner.agent_steps)
-        publish([i])
-        pending[workers[i].run.remote(config.actor_chunk_steps)] = i
+    def publish():
+        weights["ref"] = ray.put(learner.weights())
+        weights["version"] += 1
 
     try:
-        finished = books.before_the_loop()
-        for i in range(config.num_actors):
-            start(i)
+        done = books.before_the_loop()
+        if not done:
+            workers = [remote.remote(run_config, i) for i in range(config.num_actors)]
+            publish()
+            for i in range(config.num_actors):
+                request_chunk(i)
         published_at = learner.updates
-        done = finished
         while not done:
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             if not ready:  # Nothing yet: a signal still stops the run within a second.
@@ -192,20 +192,33 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
             except ray.exceptions.RayActorError as error:
                 # Ray restarts it; its games ended with it: never stitch across the gap.
                 learner.replay.end_open_episodes(actor_streams(config, i))
-                books.outputs.bar.write(f"actor {i} died ({str(error).splitlines()[0][:120]}); "
-                                        f"restarted on new streams at agent step "
-                                        f"{learner.agent_steps:,}")
-                start(i)
+                deaths[i] += 1
+                reason = str(error).strip().splitlines()[0][:160]
+                if deaths[i] >= MAX_CONSECUTIVE_DEATHS:
+                    books.save_checkpoint()
+                    raise ActorFailure(f"actor {i} died {deaths[i]} times in a row without "
+                                       f"sending a chunk (last: {reason}); the run is "
+                                       "checkpointed: check the actors' Ray logs "
+                                       "(/tmp/ray/session_latest/logs), then rerun")
+                books.outputs.bar.write(f"actor {i} died ({reason}); restarted on new "
+                                        f"streams at agent step {learner.agent_steps:,}")
+                sent_version[i] = -1  # A new process: it needs the weights again.
+                request_chunk(i)
                 continue
+            deaths[i] = 0
             if chunk is not None:
-                learner.record(chunk, streams=actor_streams(config, i))
+                # Lock-step by lock-step, as in one process: updates and target syncs
+                # fall on the same agent steps whatever the chunk size.
+                for step in zip(*chunk):
+                    learner.record(run_loop.ReplayRows(*step),
+                                   streams=actor_streams(config, i))
+                    learner.learn()
             for episode in episodes:
                 books.game_ended(episode)
-            learner.learn()  # Pays the updates this chunk is due: the replay ratio.
             if learner.updates - published_at >= config.actor_sync_updates:
-                publish(range(config.num_actors))
+                publish()
                 published_at = learner.updates
-            pending[workers[i].run.remote(config.actor_chunk_steps)] = i
+            request_chunk(i)
             done = books.after_steps()
         return books.finish()
     finally:

@@ -16,3 +16,8 @@ class OutputWriteError(RuntimeError):
     The previous complete checkpoint is intact; training stops so that no
     further progress is made that could not be saved.
     """
+
+
+class ActorFailure(RuntimeError):
+    """A remote actor kept dying before it could send a chunk (it cannot build its envs,
+    it runs out of memory, ...): the run stops with a checkpoint and this message."""

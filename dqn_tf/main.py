@@ -7,23 +7,40 @@ JSON line and an exit code:
   2   bad input: a flag, the game, --output_dir (in use, another run), a checkpoint
   3   a non-finite loss or Q value (the last good checkpoint is kept)
   4   a checkpoint or SavedModel could not be written (the previous one is intact)
+  5   a remote actor (--num_actors) kept dying (the run is checkpointed)
   75  stopped by a signal with a checkpoint (EX_TEMPFAIL): rerun to resume
   130 a second interrupt: exited at once, without a checkpoint
 """
 
+import ctypes
 import json
+import os
+import signal
 import sys
 
 from absl import app, flags, logging
 
 from dqn_tf import config as config_lib
 from dqn_tf import training
-from dqn_tf.errors import OutputWriteError, UserInputError
+from dqn_tf.errors import ActorFailure, OutputWriteError, UserInputError
 
 EXIT_STOPPED_BY_SIGNAL = 75  # EX_TEMPFAIL: checkpointed; rerun the same command to resume.
 
 
+def _die_with_parent_if_asked() -> None:
+    """Under `dqn_tf.sweep` (DQN_TF_PARENT_PID set): SIGKILL this process when the Ray
+    worker that started it dies, as it would with its node, so the run directory's lock
+    is freed for the retry."""
+    parent = os.environ.get("DQN_TF_PARENT_PID")
+    if not parent or not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(parent):  # It died before the request: go now.
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def main(argv):
+    _die_with_parent_if_asked()
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     if not flags.FLAGS["verbosity"].present:
@@ -41,6 +58,9 @@ def main(argv):
     except OutputWriteError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(4)
+    except ActorFailure as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(5)
     print(json.dumps(result))
     if result["stopped_by_signal"]:
         print(f"stopped by a signal at agent step {result['agent_steps']:,} of "

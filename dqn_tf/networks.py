@@ -115,10 +115,13 @@ def q_network(num_actions: int, state_shape: tuple, *, encoder: str = "nature",
 def from_run_config(run_config: dict, num_actions: int, state_shape: tuple,
                     name: str) -> keras.Model:
     """The network a run's config describes (`dataclasses.asdict(Config)` or the
-    run's config.json): its encoder, head and MLP widths."""
+    run's config.json): its encoder, head and MLP widths. A run made before a field
+    existed gets the field's default (the network it had then)."""
+    head = run_config.get("head", "plain")
     return q_network(
-        num_actions, state_shape, encoder=run_config["encoder"], dueling=run_config["dueling"],
-        num_quantiles=run_config["num_quantiles"] if run_config["head"] == "quantile" else 0,
+        num_actions, state_shape, encoder=run_config.get("encoder", "nature"),
+        dueling=run_config.get("dueling", False),
+        num_quantiles=run_config["num_quantiles"] if head == "quantile" else 0,
         mlp_hidden_sizes=run_config["mlp_hidden_sizes"], name=name)
 
 

@@ -127,7 +127,10 @@ class ReplayMemory:
         self.priority_exponent = priority_exponent
         self.priority_epsilon = priority_epsilon
         self.max_priority = 1.0  # Running max of p: what a new transition gets.
-        self._pending = []  # (leaves, values) for the tree, written before it is read.
+        # The tree is brought up to date lazily, before it is read (`_flush`): per env,
+        # num_added and the lowest sampleable index when it last was.
+        self._flushed_added = np.zeros(e, np.int64)
+        self._flushed_low = np.zeros(e, np.int64)
 
     def first_kept(self) -> np.ndarray:
         """[E] absolute index of each env's oldest transition still held."""
@@ -170,8 +173,6 @@ class ReplayMemory:
         if rows.size == 0:
             return
         envs = rows if streams is None else np.asarray(streams)[rows]
-        if self.tree is not None:
-            low_before = self._low(self.first_kept()[envs])
         slots = self.num_added[envs] % self.segment_capacity
         self.frames[envs, slots] = observation[rows]
         self.action[envs, slots] = action[rows]
@@ -179,35 +180,33 @@ class ReplayMemory:
         self.terminal[envs, slots] = terminal[rows]
         self.episode_end[envs, slots] = episode_end[rows]
         self.num_added[envs] += 1
-        if self.tree is not None:
-            self._track_priorities(envs, low_before)
-
-    def _track_priorities(self, envs: np.ndarray, low_before: np.ndarray) -> None:
-        """Tree bookkeeping for one add to `envs`: the written slot and indices that lost
-        their stack's oldest frame get no mass; the index whose horizon this add completed
-        gets the max priority if it can be sampled. Queued, written before the tree is read.
-        """
-        c = self.segment_capacity
-        newest = self.num_added[envs] - 1
-        low_after = self._low(self.first_kept()[envs])
-        lost = np.maximum(low_after - low_before, 0)  # Usually 0 or 1; H at the first wrap.
-        lost_env = np.repeat(envs, lost)
-        lost_index = np.repeat(low_after - lost, lost) + (
-            np.arange(lost.sum()) - np.repeat(np.cumsum(lost) - lost, lost))
-        zero = np.concatenate([envs * c + newest % c, lost_env * c + lost_index % c])
-        complete = newest - self.n_step  # Its next state was just written.
-        ready = complete >= low_after
-        ready_env, ready_index = envs[ready], complete[ready]
-        valid, *_ = self._horizon(ready_env, ready_index)
-        ready_env, ready_index = ready_env[valid], ready_index[valid]
-        self._pending.append((zero, np.zeros(len(zero))))
-        self._pending.append((ready_env * c + ready_index % c,
-                              np.full(len(ready_env), self.max_priority)))
 
     def _flush(self) -> None:
-        for leaves, values in self._pending:
-            self.tree.set(leaves, values)
-        self._pending.clear()
+        """Brings the tree up to date with the adds since it was last read, in one write.
+
+        Per env, two ranges of absolute indices can have changed: from n steps before
+        the first add since the last flush up to the newest (slots written, horizons
+        completed) and the indices that lost their stack's oldest frame since. Each
+        gets the max priority if it can be sampled now, else no mass. Indices already
+        sampleable before keep their priorities."""
+        if self.tree is None or np.array_equal(self.num_added, self._flushed_added):
+            return
+        c, now = self.segment_capacity, self.num_added
+        low_now = self._low(self.first_kept())
+        floor = np.maximum(now - c, 0)  # Older indices' slots hold newer ones.
+        added_from = np.maximum(self._flushed_added - self.n_step, floor)
+        lost_from = np.maximum(self._flushed_low, floor)
+        env_a, index_a = _ranges(added_from, now)
+        env_b, index_b = _ranges(lost_from, np.maximum(np.minimum(low_now, now), lost_from))
+        env, index = np.concatenate([env_a, env_b]), np.concatenate([index_a, index_b])
+        leaves, first = np.unique(env * c + index % c, return_index=True)
+        env, index = env[first], index[first]
+        candidate = np.flatnonzero((index >= low_now[env]) & (index <= now[env] - 1 - self.n_step))
+        valid, *_ = self._horizon(env[candidate], index[candidate])
+        values = np.zeros(len(leaves))
+        values[candidate[valid]] = self.max_priority
+        self.tree.set(leaves, values)
+        self._flushed_added, self._flushed_low = now.copy(), low_now
 
     def _absolute_index(self, env: np.ndarray, slot: np.ndarray) -> np.ndarray:
         """The absolute index held in `slot` of `env` (the newest that maps to it)."""
@@ -217,10 +216,7 @@ class ReplayMemory:
     def sampleable(self) -> tuple:
         """Every (env, index) that can be sampled now: ([K] envs, [K] indices)."""
         low, high = self._index_ranges()
-        counts = np.maximum(high - low + 1, 0)
-        env = np.repeat(np.arange(self.num_envs), counts)
-        index = np.repeat(low, counts) + (np.arange(counts.sum()) -
-                                          np.repeat(np.cumsum(counts) - counts, counts))
+        env, index = _ranges(low, high + 1)
         valid, *_ = self._horizon(env, index)
         return env[valid], index[valid]
 
@@ -234,8 +230,9 @@ class ReplayMemory:
         keys = env * self.segment_capacity + index % self.segment_capacity
         values = np.zeros(self.tree.size)
         values[keys] = self.max_priority if leaves is None else leaves[keys]
-        self._pending.clear()
         self.tree.set_all(values)
+        self._flushed_added = self.num_added.copy()
+        self._flushed_low = self._low(self.first_kept())
 
     def priorities(self) -> np.ndarray:
         """[E * C] float64 leaf priorities (a copy), to save beside the replay."""
@@ -363,3 +360,12 @@ class ReplayMemory:
         return Transitions(s_tm1=both[:batch_size], a_tm1=a_tm1, r_t=r_t,
                            discount_t=discount_t, s_t=both[batch_size:],
                            weight=weight.astype(np.float32), key=keys)
+
+
+def _ranges(low: np.ndarray, high: np.ndarray) -> tuple:
+    """Every (row, index) with low[row] <= index < high[row]: ([K] rows, [K] indices),
+    row-major; an empty range where high <= low."""
+    counts = np.maximum(high - low, 0)
+    rows = np.repeat(np.arange(len(low)), counts)
+    starts = np.repeat(low - (np.cumsum(counts) - counts), counts)
+    return rows, starts + np.arange(counts.sum())

@@ -22,23 +22,22 @@ and steps/s. At the end it writes <output_root>/sweep_summary.json and the learn
 curves of all runs (<output_root>/curves.png, `dqn_tf.plot`).
 """
 
-import ctypes
 import dataclasses
 import json
 import os
-import signal
 import subprocess
 import sys
 
 from absl import app, flags
 
-from dqn_tf import plot, results
+from dqn_tf import plot, ray_cluster, results
 from dqn_tf import config as config_lib
 from dqn_tf.atari_env import resolve_env_id
 from dqn_tf.errors import UserInputError
 
 # Set by the sweep for each run, never passed through from the sweep's own flags.
-_PER_RUN_FLAGS = ("env", "seed", "output_dir", "progress", "overwrite")
+_PER_RUN_FLAGS = ("env", "seed", "output_dir", "progress", "overwrite", "ray_address")
+SWEEP_FLAGS = "sweep_flags.json"  # In each run directory: the flags the sweep ran it with.
 _EXIT_STOPPED_BY_SIGNAL = 75  # main.EXIT_STOPPED_BY_SIGNAL (main imports TF: not here).
 
 
@@ -68,25 +67,29 @@ def plan(games: list, seeds: list, preset: str, output_root: str, training_flags
     for game in games:
         short = resolve_env_id(game).split("/")[-1].split("-v")[0]
         for seed in seeds:
-            directory = run_directory(output_root, preset, short, seed)
+            directory = os.path.abspath(run_directory(output_root, preset, short, seed))
             command = (sys.executable, "-m", "dqn_tf.main", *training_flags, f"--env={game}",
-                       f"--seed={seed}", f"--output_dir={os.path.abspath(directory)}",
-                       "--noprogress")
+                       f"--seed={seed}", f"--output_dir={directory}", "--noprogress")
             specs.append(RunSpec(short, seed, directory, command, num_steps))
     return specs
 
 
+def _run_flags(spec: RunSpec) -> list:
+    """The run's flags, but the cluster's address (which changes between sweeps)."""
+    return [arg for arg in spec.command[3:] if not arg.startswith("--ray_address=")]
+
+
 def is_finished(spec: RunSpec) -> bool:
+    """Whether the run finished --num_steps with the flags this sweep would give it."""
     progress = results.read_progress(spec.output_dir)
-    return bool(progress and progress.get("state") == "finished"
-                and progress.get("num_steps", 0) >= spec.num_steps)
-
-
-def _die_with_parent():
-    """In the training process: SIGKILL it when the Ray worker that started it dies, as
-    it would with its node."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if not (progress and progress.get("state") == "finished"
+            and progress.get("num_steps", 0) >= spec.num_steps):
+        return False
+    try:
+        with open(os.path.join(spec.output_dir, SWEEP_FLAGS)) as f:
+            return json.load(f) == _run_flags(spec)
+    except (OSError, ValueError):
+        return False
 
 
 def train_one(spec: RunSpec) -> dict:
@@ -96,12 +99,16 @@ def train_one(spec: RunSpec) -> dict:
       RunInterrupted: it was stopped by a signal (exit 75); Ray retries the task.
     """
     os.makedirs(spec.output_dir, exist_ok=True)
+    with open(os.path.join(spec.output_dir, SWEEP_FLAGS), "w") as f:
+        json.dump(_run_flags(spec), f)
     log_path = os.path.join(spec.output_dir, "sweep_run.log")
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(spec.command)}\n")
         log.flush()
+        # The training process dies with this Ray worker, as it would with its node:
+        # dqn_tf.main asks the kernel for SIGKILL when its parent goes.
         proc = subprocess.run(spec.command, stdout=log, stderr=subprocess.STDOUT,
-                              preexec_fn=_die_with_parent,
+                              env=dict(os.environ, DQN_TF_PARENT_PID=str(os.getpid())),
                               cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     if proc.returncode == _EXIT_STOPPED_BY_SIGNAL:
         raise RunInterrupted(f"{spec.output_dir} was stopped by a signal")
@@ -190,9 +197,15 @@ def summarise(specs: list, outcomes: dict, output_root: str, window: tuple) -> d
 
 
 def preset_name(argv: list) -> str:
-    """The name of the sweep's last --flagfile ("dqn_modern" for flags/dqn_modern.cfg);
-    absl expands flagfiles while it parses, so they are read off the command line."""
-    files = [arg.split("=", 1)[1] for arg in argv if arg.startswith("--flagfile=")]
+    """The name of the sweep's last --flagfile ("dqn_modern" for flags/dqn_modern.cfg,
+    given as --flagfile=F or --flagfile F); absl expands flagfiles while it parses, so
+    they are read off the command line."""
+    files = []
+    for i, arg in enumerate(argv):
+        if arg.startswith("--flagfile="):
+            files.append(arg.split("=", 1)[1])
+        elif arg == "--flagfile" and i + 1 < len(argv):
+            files.append(argv[i + 1])
     return os.path.splitext(os.path.basename(files[-1]))[0] if files else "dqn_default"
 
 
@@ -224,6 +237,11 @@ def main(argv):
         if min(seeds) < 0 or f.cpus_per_run <= 0 or f.gpus_per_run < 0:
             raise UserInputError("--seeds must be >= 0, --cpus_per_run > 0 and "
                                  "--gpus_per_run >= 0")
+        try:
+            low, high = (float(v) for v in f.window.split(":"))
+        except ValueError:
+            raise UserInputError(f"--window={f.window} is invalid: it must be "
+                                 "FROM_FRAMES:TO_FRAMES, e.g. 1000000:2000000") from None
         preset = f.name or preset_name(sys.argv)
         specs = plan(f.games, seeds, preset, f.output_root, training_flags_given(f),
                      f.num_steps)
@@ -235,20 +253,21 @@ def main(argv):
         outcomes = {s.output_dir: {"state": "skipped (finished before)"} for s in specs}
         print(_table(specs, {s.output_dir: "skipped" for s in specs}))
     else:
-        if not f.ray_address:
-            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only.
-        import ray
-        if f.ray_address:
-            ray.init(address=f.ray_address, include_dashboard=False, log_to_driver=False)
-        else:
-            ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
-                     object_store_memory=256 * 2**20)
         try:
+            ray = ray_cluster.connect(f.ray_address, num_cpus=os.cpu_count() or 1,
+                                      what="dqn_tf.sweep")
+        except UserInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
+        try:
+            if f.num_actors > 0:  # Each run's actors join this cluster, wherever it runs.
+                address = f"--ray_address={ray_cluster.address_for_children(ray)}"
+                specs = [dataclasses.replace(s, command=s.command + (address,))
+                         for s in specs]
             outcomes = run_sweep(specs, cpus_per_run=f.cpus_per_run,
                                  gpus_per_run=f.gpus_per_run, max_retries=f.max_retries)
         finally:
             ray.shutdown()
-    low, high = (float(v) for v in f.window.split(":"))
     summary = summarise(specs, outcomes, f.output_root, (low, high))
     failed = [r for r in summary["runs"] if r.get("state") == "failed"]
     skipped = sum(1 for r in summary["runs"] if r.get("state", "").startswith("skipped"))
@@ -270,8 +289,6 @@ def define_flags():
                         "<output_root>/<preset>-<Game>-<seed>.")
     flags.DEFINE_float("cpus_per_run", 2, "CPUs Ray reserves for each run.")
     flags.DEFINE_float("gpus_per_run", 0, "GPUs Ray reserves for each run.")
-    flags.DEFINE_string("ray_address", None, "An existing Ray cluster (e.g. ray://host:10001 "
-                        "or auto); default: start Ray on this machine, on 127.0.0.1.")
     flags.DEFINE_integer("max_retries", 3, "Times Ray retries a run that was stopped by a "
                          "signal or lost with its node.")
     flags.DEFINE_string("window", "1000000:2000000", "FROM_FRAMES:TO_FRAMES of the mean "

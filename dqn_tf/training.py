@@ -122,7 +122,7 @@ def check_checkpoint_state(state: dict, config: config_lib.Config) -> None:
     if state.get("version") != STATE_VERSION:
         raise UserInputError(f"state.json has format version {state.get('version')!r}, this "
                              f"dqn_tf reads version {STATE_VERSION}")
-    saved = state.get("config") or {}
+    saved = config_lib.with_defaults(state.get("config") or {})
     if saved.get("env") != config.env:
         raise UserInputError(f"it was trained on --env={saved.get('env')}, not --env={config.env}")
     wanted = json.loads(json.dumps(config.learning_fields()))
@@ -514,7 +514,7 @@ def train(config: config_lib.Config) -> dict:
     """
     threads.set_tf_threads(config.intra_op_threads, config.jit_compile)
     lock = checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
-                                               config.overwrite)
+                                               config.overwrite, config_lib.with_defaults)
     stop = StopRequest()
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

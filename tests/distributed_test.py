@@ -39,16 +39,28 @@ def test_chunks_fill_the_replay_as_the_lock_step_agent_does():
         next(loop)
     # An actor (here in-process, as Ray would run it) sending chunks of 50 lock-steps.
     worker = distributed.ActorWorker(dataclasses.asdict(config), actor_index=0)
-    worker.start(generation=0)
     learner = training.build_learner(config, (4,), np.float32, 2, num_streams=3)
     for steps in (50, 50, 50, 50, 50, 50, 1):  # 301 TimeSteps, as the 301 events above.
-        chunk, _ = worker.run(steps)
+        chunk, _ = worker.run(steps, epsilon=1.0, generation=0)  # Starts on its first.
         learner.record(chunk, streams=distributed.actor_streams(config, 0))
     lock_step, chunked = agent.replay, learner.replay
     assert chunked.num_added.tolist() == lock_step.num_added.tolist() and lock_step.terminal.any()
     for name in ("frames", "action", "reward", "terminal", "episode_end"):
         np.testing.assert_array_equal(getattr(chunked, name), getattr(lock_step, name), name)
     assert learner.agent_steps == agent.agent_steps
+
+
+def test_a_chunk_goes_into_the_streams_it_is_recorded_into():
+    config = dataclasses.replace(
+        config_lib.Config(), env="CartPole-v1", history_length=1, noop_max=0, num_envs=3,
+        num_actors=2, mlp_hidden_sizes=(8,), replay_capacity=6000, min_replay_size=100_000)
+    worker = distributed.ActorWorker(dataclasses.asdict(config), actor_index=1)
+    learner = training.build_learner(config, (4,), np.float32, 2, num_streams=6)
+    chunk, _ = worker.run(20, epsilon=1.0, generation=0)
+    learner.record(chunk, streams=distributed.actor_streams(config, 1))
+    added = learner.replay.num_added
+    assert added[:3].tolist() == [0, 0, 0] and (added[3:] >= 15).all()  # A reset skips one.
+    assert learner.agent_steps == added.sum() == int(chunk.env_mask.sum())
 
 
 def test_actor_streams_and_apex_epsilons():

@@ -206,11 +206,20 @@ def test_prioritized_mass_sits_exactly_on_sampleable_transitions(history, n_step
     memory = ReplayMemory(40 * num_envs, (1,), np.float32, history_length=history,
                           n_step=n_step, gamma=0.9, num_envs=num_envs, seed=1,
                           prioritized=True)
-    for _ in range(12):  # Past the capacity three times; priorities updated meanwhile.
-        random_adds(memory, rng, 10)
+    # Reads of the tree after 1 to 55 adds (more than a segment holds): the tree is
+    # brought up to date lazily, whatever happened in between.
+    for steps in (1, 10, 3, 1, 55, 10, 2, 10, 10, 41, 1, 10, 10):
+        random_adds(memory, rng, steps)
         if memory.can_sample():
             batch = memory.sample(8, importance_exponent=0.5)
             memory.update_priorities(batch.key, rng.random(8) * 3)
+            updated = memory.priorities()
+            random_adds(memory, rng, 1)  # Overwrites one slot per env at most.
+            written = {e * memory.segment_capacity + (memory.num_added[e] - 1) %
+                       memory.segment_capacity for e in range(num_envs)}
+            kept = [k for k in set(batch.key.tolist()) - written
+                    if k in reference_sampleable(memory)]
+            np.testing.assert_array_equal(memory.priorities()[kept], updated[kept])
         has_mass = set(np.flatnonzero(memory.priorities() > 0).tolist())
         assert has_mass == reference_sampleable(memory)
 

@@ -1,5 +1,6 @@
 """Tests for dqn_tf.sweep on a local Ray (127.0.0.1 only): runs, reruns, lost nodes."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -30,6 +31,39 @@ def test_plan_names_each_run_by_preset_game_and_seed(tmp_path):
     assert command[1:3] == ("-m", "dqn_tf.main") and "--n_step=3" in command
     assert "--seed=2" in command and "--env=pong" in command
     assert sweep.preset_name(["x", "--flagfile=flags/a.cfg", "--flagfile=b/pong.cfg"]) == "pong"
+    assert sweep.preset_name(["x", "--flagfile=flags/a.cfg", "--flagfile", "b/c.cfg"]) == "c"
+    assert sweep.preset_name(["x", "--games=Pong"]) == "dqn_default"
+
+
+def test_a_finished_run_is_skipped_only_with_the_same_flags(tmp_path):
+    [spec] = sweep.plan(["CartPole-v1"], [0], "cartpole", str(tmp_path), ["--n_step=3"], 10)
+    os.makedirs(spec.output_dir)
+    results.write_progress(spec.output_dir, {"state": "finished", "num_steps": 10})
+    assert not sweep.is_finished(spec)  # Not run by a sweep: no record of its flags.
+    with open(os.path.join(spec.output_dir, sweep.SWEEP_FLAGS), "w") as f:
+        json.dump(list(spec.command[3:]), f)
+    assert sweep.is_finished(spec)
+    assert sweep.is_finished(dataclasses.replace(  # The cluster's address may change.
+        spec, command=spec.command + ("--ray_address=10.0.0.1:6379",)))
+    [other] = sweep.plan(["CartPole-v1"], [0], "cartpole", str(tmp_path), ["--n_step=1"], 10)
+    assert not sweep.is_finished(other)
+    [longer] = sweep.plan(["CartPole-v1"], [0], "cartpole", str(tmp_path), ["--n_step=3"], 20)
+    assert not sweep.is_finished(longer)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--games=Pong"], "--games and --seeds are required"),
+    (["--games=Pong", "--seeds=0,x"], "--seeds=0,x is invalid"),
+    (["--games=Pong", "--seeds=0", "--window=1e6"], "--window=1e6 is invalid"),
+    (["--games=NoSuchGame", "--seeds=0"], "NoSuchGame"),
+])
+def test_the_sweep_command_refuses_bad_input_in_one_line(tmp_path, args, message):
+    proc = subprocess.run([sys.executable, "-m", "dqn_tf.sweep", *args,
+                           f"--output_root={tmp_path}"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.startswith("error: ") and message in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 @pytest.mark.slow
@@ -79,9 +113,10 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
         while not (os.path.isdir(checkpoints) and
                    any(n.startswith("ckpt-") for n in os.listdir(checkpoints))):
             assert time.monotonic() < deadline, "no checkpoint before the node was lost"
-            time.sleep(0.5)
-        cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)
+            time.sleep(0.1)
         cluster.remove_node(doomed)  # The run's node goes away, its processes with it.
+        assert results.read_progress(spec.output_dir)["state"] == "running"
+        cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)  # Where it goes on.
         sweeper.join(600)
         assert outcome[spec.output_dir]["state"] == "finished", outcome
         progress = results.read_progress(spec.output_dir)

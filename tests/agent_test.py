@@ -251,6 +251,30 @@ def drive(agent, env, steps):
             return timestep
 
 
+def test_prioritized_learner_sets_priorities_from_its_td_errors_and_anneals_beta():
+    online = networks.mlp(2, (1,), (8,), name="online")
+    target = networks.mlp(2, (1,), (8,), name="target")
+    memory = replay.ReplayMemory(1000, (1,), np.float32, history_length=1, prioritized=True,
+                                 priority_exponent=0.6, priority_epsilon=0.01, seed=4)
+    learner = agent_lib.Learner(
+        online_network=online, target_network=target, optimizer=keras.optimizers.SGD(0.01),
+        replay=memory, batch_size=8, min_replay_size=10, train_every=4,
+        target_update_period=1000, loss="mse", importance_exponent=(0.4, 1.0, 100))
+    agent = agent_lib.DqnAgent(learner, actor_seeds=[0], epsilon_start=1.0, epsilon_end=1.0,
+                               epsilon_decay_steps=1, reward_clip=1.0, life_loss_terminal=True)
+    drive(agent, atari_env.BatchedEnv([ScriptedGame(lengths=(7,))]), 30)
+    assert learner.importance_exponent == pytest.approx(0.4 + 0.6 * 20 / 100)  # Linear.
+    # The batch the next update draws, and its TD errors before the update, in NumPy.
+    rng_state = memory.rng.bit_generator.state
+    batch = memory.sample(8, learner.importance_exponent)
+    memory.rng.bit_generator.state = rng_state
+    q_tm1 = online(batch.s_tm1).numpy()[np.arange(8), batch.a_tm1]
+    y = batch.r_t + batch.discount_t * target(batch.s_t).numpy().max(axis=1)
+    learner.learn_once()
+    expected = (np.abs(y - q_tm1) + 0.01) ** 0.6  # Schaul et al.: (|delta| + eps)^alpha.
+    np.testing.assert_allclose(memory.priorities()[batch.key], expected, rtol=1e-5)
+
+
 def test_agent_learns_on_cadence_and_syncs_target():
     agent = make_agent()
     env = atari_env.BatchedEnv([ScriptedGame(lengths=(7,))])

@@ -299,6 +299,17 @@ def test_end_open_episodes_leaves_ended_games_and_empty_envs_alone():
     assert memory.episode_end[0, 3] and memory.unsaved_from.tolist() == [3, 4, 0]
 
 
+def test_end_open_episodes_of_some_streams_ends_only_theirs():
+    """A restarted remote actor ends its own streams' games; the others play on."""
+    memory = ReplayMemory(100, (1,), np.float32, history_length=1, num_envs=4)
+    for j in range(3):
+        memory.add(np.full((4, 1), j, np.float32), np.zeros(4), np.zeros(4),
+                   np.zeros(4, bool), np.zeros(4, bool))
+    memory.end_open_episodes(streams=np.array([2, 3]))
+    assert memory.episode_end[:, 2].tolist() == [False, False, True, True]
+    assert memory.episode_end[:, :2].sum() == 0
+
+
 def test_a_partly_restored_memory_samples_only_what_it_holds():
     memory = ReplayMemory(100, (1,), np.float32, history_length=2, n_step=1)
     add_frames(memory, range(1, 41))

@@ -30,9 +30,12 @@ One run, one machine, each timing a median over repeats:
           memory
   presets end-to-end agent steps/s of every preset in flags/ (learning settings of each;
           SpaceInvaders, Pong for pong.cfg; warm-up --warmup, then --e2e_steps)
+  actors  end to end with one Ray actor (--num_actors=1) against one process, alternated
+  ingest  transitions/s the learner takes from chunks in Ray's object store: alone, at
+          DQN's replay ratio and at Ape-X's
 
-Pass --only=env,act,update,after,replay,checkpoint,heads,per,presets,e2e,bare,limit to
-pick parts (default: all but the standalone e2e and bare, which limit runs);
+Pass --only=env,act,update,after,replay,checkpoint,heads,per,presets,actors,ingest,e2e,
+bare,limit to pick parts (default: all but the standalone e2e and bare, which limit runs);
 --num_envs=1,4,8.
 --intra_op_threads is main's flag (0 = its auto choice), set before TF starts.
 """
@@ -293,6 +296,63 @@ def bench_presets(warmup: int, steps: int):
               f"{'prioritized' if config.prioritized else 'uniform'} replay)")
 
 
+def bench_actors(warmup: int, steps: int, rounds: int = 2):
+    """End-to-end agent steps/s: the Nature preset in one process, and with one Ray actor
+    stepping the env (`--num_actors=1`), alternated `rounds` times."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    figures = {0: [], 1: []}
+    for _ in range(rounds):
+        for actors in (0, 1):
+            config = nature_config(env=GAME, num_actors=actors)
+            figures[actors].append(bench_end_to_end(1, False, "ale_vector", warmup, steps,
+                                                    config=config))
+    single, remote = statistics.median(figures[0]), statistics.median(figures[1])
+    print(f"actors   Nature preset, SpaceInvaders: one process {single:.0f}, one Ray actor "
+          f"{remote:.0f} agent steps/s (medians of {rounds}); going through Ray costs "
+          f"{100 * (1 - remote / single):.0f} %")
+
+
+def bench_ingest(chunks: int = 40, chunk_steps: int = 50):
+    """The learner's capacity to take transitions: `ray.get` of a chunk of Atari frames
+    already in the object store, and recording it into the replay; alone, and with the
+    updates it is due at DQN's replay ratio (an update of 32 per 4 transitions: 8 samples
+    per transition) and at Ape-X's (0.8 samples per transition: one per 40)."""
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    import ray
+    from dqn_tf import run_loop, training
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+             object_store_memory=512 * 2**20)
+    rng = np.random.default_rng(0)
+    rows = run_loop.ReplayRows(
+        rng.integers(0, 256, (chunk_steps, 1, 84, 84), np.uint8),
+        rng.integers(0, 6, (chunk_steps, 1)).astype(np.int32),
+        np.zeros((chunk_steps, 1), np.float32), np.zeros((chunk_steps, 1), bool),
+        np.zeros((chunk_steps, 1), bool), np.ones((chunk_steps, 1), bool))
+    refs = [ray.put(rows) for _ in range(chunks)]
+    per_second = {}
+    for label, train_every in (("ingest alone", None), ("DQN ratio", 4), ("Ape-X ratio", 40)):
+        config = nature_config(env=GAME, replay_capacity=100_000, min_replay_size=1_000,
+                               train_every=train_every or 4, optimizer="adam")
+        learner = training.build_learner(config, (84, 84), np.uint8, 6, 1)
+        for ref in refs[:len(refs) // 2]:  # Warm: past min_replay_size, the update traced.
+            learner.record(ray.get(ref))
+            if train_every:
+                learner.learn()
+        start = time.perf_counter()
+        for ref in refs:
+            learner.record(ray.get(ref))
+            if train_every:
+                learner.learn()
+        per_second[label] = chunks * chunk_steps / (time.perf_counter() - start)
+        print(f"ingest   {label}: {per_second[label]:,.0f} transitions/s into the learner "
+              f"(chunks of {chunk_steps} Atari transitions from the object store"
+              + (f", an update per {train_every} transitions" if train_every else "") + ")")
+    ray.shutdown()
+    return per_second
+
+
 def disk_bytes(directory: str) -> int:
     """Bytes of the files under `directory` (what `du -b` counts for them)."""
     return sum(os.path.getsize(os.path.join(root, name))
@@ -435,7 +495,7 @@ def limit_round(n: int, train_every: int, args) -> dict:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default="env,act,update,after,replay,checkpoint,heads,per,"
-                        "presets,limit")
+                        "presets,actors,ingest,limit")
     parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
@@ -482,6 +542,10 @@ def main():
         bench_prioritized(args.capacity)
     if "presets" in parts:
         bench_presets(args.warmup, args.e2e_steps)
+    if "actors" in parts:
+        bench_actors(args.warmup, args.e2e_steps)
+    if "ingest" in parts:
+        bench_ingest()
     if "e2e" in parts:
         for n in env_counts:
             bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps,

@@ -219,11 +219,12 @@ class RunOutputs:
         self.results.train_game(steps, steps * self.frames_per_step, episode.episode_return,
                                 episode.length)
 
-    def maybe_summarise(self, steps: int, epsilon: float, last_eval: dict) -> None:
-        """Scalars, the bar and progress.json, every --summary_every agent steps."""
+    def maybe_summarise(self, steps: int, epsilon_now, last_eval: dict) -> None:
+        """Scalars, the bar and progress.json, every --summary_every agent steps;
+        `epsilon_now()` is asked only then."""
         if steps < self._next_summary:
             return
-        config = self._config
+        config, epsilon = self._config, epsilon_now()
         now = time.perf_counter()
         self.steps_per_second = (steps - self._last_steps) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_steps = now, steps
@@ -406,6 +407,7 @@ class Bookkeeping:
         self.evaluator = Evaluator(config, learner, self.outputs, run_state,
                                    self.export_policy, stop)
         self._next_checkpoint = _next_multiple(learner.agent_steps, config.checkpoint_every)
+        self._games_since_check = False  # A game ended since the stop rule last looked.
 
     def last_eval(self) -> dict:
         return {"last_eval_return": self.run_state["last_eval_return"],
@@ -413,6 +415,7 @@ class Bookkeeping:
 
     def game_ended(self, episode: run_loop.Episode) -> None:
         self.outputs.game_ended(self.learner.agent_steps, episode)
+        self._games_since_check = True
 
     def before_the_loop(self) -> bool:
         """An evaluation a signal stopped is owed at the checkpoint's step: play it first.
@@ -428,11 +431,12 @@ class Bookkeeping:
         """Everything due now that the learner counts `agent_steps`; True when training
         is done (the budget, a stop rule, or a signal)."""
         config, steps, outputs = self.config, self.learner.agent_steps, self.outputs
-        outputs.maybe_summarise(steps, self.epsilon(), self.last_eval())
+        outputs.maybe_summarise(steps, self.epsilon, self.last_eval())
         done = steps >= config.num_steps or self.stop.requested
         recent = outputs.recent_returns
-        if (config.stop_at_train_return is not None and len(recent) == 100 and not done
-                and np.mean(recent) >= config.stop_at_train_return):
+        check_returns, self._games_since_check = self._games_since_check, False
+        if (config.stop_at_train_return is not None and check_returns and len(recent) == 100
+                and not done and np.mean(recent) >= config.stop_at_train_return):
             outputs.bar.write(f"mean return of the last 100 training games "
                               f"{np.mean(recent):.2f} >= --stop_at_train_return "
                               f"{config.stop_at_train_return}: stopping at agent step "

@@ -33,10 +33,12 @@ One run, one machine, each timing a median over repeats:
   actors  end to end with one Ray actor (--num_actors=1) against one process, alternated
   ingest  transitions/s the learner takes from chunks in Ray's object store: alone, at
           DQN's replay ratio and at Ape-X's
+  startup wall seconds of a short CartPole run: plain, with --num_actors=2, and as a
+          one-run sweep; the differences are what Ray's start-up costs
 
-Pass --only=env,act,update,after,replay,checkpoint,heads,per,presets,actors,ingest,e2e,
-bare,limit to pick parts (default: all but the standalone e2e and bare, which limit runs);
---num_envs=1,4,8.
+Pass --only=env,act,update,after,replay,checkpoint,heads,per,presets,actors,ingest,
+startup,e2e,bare,limit to pick parts (default: all but the standalone e2e and bare, which
+limit runs); --num_envs=1,4,8.
 --intra_op_threads is main's flag (0 = its auto choice), set before TF starts.
 """
 
@@ -263,20 +265,33 @@ def bench_prioritized(capacity: int):
     frame = np.random.default_rng(0).integers(0, 256, (1, 84, 84), np.uint8)
     rng = np.random.default_rng(1)
     ones, falses = np.ones(1, np.int32), np.zeros(1, bool)
-    start = time.perf_counter()
-    for i in range(capacity + 1000):  # Full, and wrapped: old slots lose their mass.
-        memory.add(frame, ones, ones.astype(np.float32), falses, np.array([i % 1000 == 999]))
-    add_us = 1e6 * (time.perf_counter() - start) / (capacity + 1000)
+    added = [0]
+
+    def add():
+        end = np.array([added[0] % 1000 == 999])  # Games of 1,000 steps.
+        memory.add(frame, ones, ones.astype(np.float32), falses, end)
+        added[0] += 1
+
+    for _ in range(capacity + 1000):  # Full, and wrapped: old slots lose their mass.
+        add()
 
     def sample_and_update():
         batch = memory.sample(32, importance_exponent=0.5)
         memory.update_priorities(batch.key, rng.random(32))
 
+    def training_cadence():  # DQN's: an update per 4 transitions; the tree is read lazily.
+        for _ in range(4):
+            add()
+        sample_and_update()
+
     both = median_ms(sample_and_update, 2000)
+    cadence = median_ms(training_cadence, 2000)
+    add_us = 1000 * (cadence - both) / 4
     keys = memory.sample(32).key
     update_only = median_ms(lambda: memory.update_priorities(keys, rng.random(32)), 2000)
-    print(f"per      capacity {capacity:,}: add {add_us:.1f} us/transition (tree bookkeeping "
-          f"included); sample batch 32 + priority update {both:.3f} ms (update alone "
+    print(f"per      capacity {capacity:,}: add {add_us:.1f} us/transition (its tree "
+          f"bookkeeping included, at an update per 4 adds: a cycle {cadence:.3f} ms); "
+          f"sample batch 32 + priority update {both:.3f} ms (update alone "
           f"{update_only:.3f} ms); resident {rss_gb() - before:.2f} GB for the buffer "
           f"(frames {memory.frames.nbytes / 1e9:.2f} GB, sum tree "
           f"{memory.tree.nodes.nbytes / 1e6:.1f} MB)")
@@ -351,6 +366,36 @@ def bench_ingest(chunks: int = 40, chunk_steps: int = 50):
               + (f", an update per {train_every} transitions" if train_every else "") + ")")
     ray.shutdown()
     return per_second
+
+
+def bench_startup(steps: int = 1000):
+    """Seconds from launch to exit of a `steps`-step CartPole run (no evaluation), as
+    one process, with 2 Ray actors, and as a sweep of that one run."""
+    env = dict(os.environ, RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER="0", RAY_AUTH_MODE="disabled")
+    common = ["--flagfile=flags/cartpole.cfg", f"--num_steps={steps}", "--eval_every=0",
+              "--noprogress"]
+    seconds = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        commands = {
+            "one process": ["-m", "dqn_tf.main", *common, f"--output_dir={tmp}/plain"],
+            "--num_actors=2": ["-m", "dqn_tf.main", *common, "--num_actors=2",
+                               f"--output_dir={tmp}/actors"],
+            "sweep of 1 run": ["-m", "dqn_tf.sweep", *common, "--games=CartPole-v1",
+                               "--seeds=0", "--cpus_per_run=1", f"--output_root={tmp}/sweep"],
+        }
+        for label, args in commands.items():
+            start = time.perf_counter()
+            proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env,
+                                  capture_output=True, text=True)
+            seconds[label] = time.perf_counter() - start
+            if proc.returncode != 0:
+                raise RuntimeError(f"{label} failed: {proc.stderr[-500:]}")
+    plain = seconds["one process"]
+    print(f"startup  CartPole, {steps:,} agent steps, launch to exit: one process "
+          f"{plain:.1f} s; --num_actors=2 {seconds['--num_actors=2']:.1f} s "
+          f"(+{seconds['--num_actors=2'] - plain:.1f} s); a sweep of that run "
+          f"{seconds['sweep of 1 run']:.1f} s (+{seconds['sweep of 1 run'] - plain:.1f} s)")
+    return seconds
 
 
 def disk_bytes(directory: str) -> int:
@@ -495,7 +540,7 @@ def limit_round(n: int, train_every: int, args) -> dict:
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--only", default="env,act,update,after,replay,checkpoint,heads,per,"
-                        "presets,actors,ingest,limit")
+                        "presets,actors,ingest,startup,limit")
     parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
@@ -546,6 +591,8 @@ def main():
         bench_actors(args.warmup, args.e2e_steps)
     if "ingest" in parts:
         bench_ingest()
+    if "startup" in parts:
+        bench_startup()
     if "e2e" in parts:
         for n in env_counts:
             bench_end_to_end(n, False, "ale_vector", args.warmup, args.e2e_steps,

@@ -53,8 +53,6 @@ def test_a_finished_run_is_skipped_only_with_the_same_flags(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["--games=Pong"], "--games and --seeds are required"),
-    (["--games=Pong", "--seeds=0,x"], "--seeds=0,x is invalid"),
-    (["--games=Pong", "--seeds=0", "--window=1e6"], "--window=1e6 is invalid"),
     (["--games=NoSuchGame", "--seeds=0"], "NoSuchGame"),
 ])
 def test_the_sweep_command_refuses_bad_input_in_one_line(tmp_path, args, message):
@@ -110,8 +108,8 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
         sweeper.start()
         deadline = time.monotonic() + 300
         checkpoints = os.path.join(spec.output_dir, "checkpoints")
-        while not (os.path.isdir(checkpoints) and
-                   any(n.startswith("ckpt-") for n in os.listdir(checkpoints))):
+        while not (os.path.isdir(checkpoints) and any(  # A complete one, not a .partial.
+                n.startswith("ckpt-") and "." not in n for n in os.listdir(checkpoints))):
             assert time.monotonic() < deadline, "no checkpoint before the node was lost"
             time.sleep(0.1)
         cluster.remove_node(doomed)  # The run's node goes away, its processes with it.

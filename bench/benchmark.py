@@ -336,7 +336,7 @@ def bench_ingest(chunks: int = 40, chunk_steps: int = 50):
     os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     import ray
-    from dqn_tf import run_loop, training
+    from dqn_tf import distributed, run_loop, training
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              object_store_memory=512 * 2**20)
     rng = np.random.default_rng(0)
@@ -351,15 +351,19 @@ def bench_ingest(chunks: int = 40, chunk_steps: int = 50):
         config = nature_config(env=GAME, replay_capacity=100_000, min_replay_size=1_000,
                                train_every=train_every or 4, optimizer="adam")
         learner = training.build_learner(config, (84, 84), np.uint8, 6, 1)
-        for ref in refs[:len(refs) // 2]:  # Warm: past min_replay_size, the update traced.
-            learner.record(ray.get(ref))
+        streams = np.zeros(1, int)
+
+        def take(ref):  # What the driver does with a chunk (distributed.train).
             if train_every:
-                learner.learn()
+                distributed.record_and_learn(learner, ray.get(ref), streams)
+            else:
+                learner.record(ray.get(ref), streams)
+
+        for ref in refs[:len(refs) // 2]:  # Warm: past min_replay_size, the update traced.
+            take(ref)
         start = time.perf_counter()
         for ref in refs:
-            learner.record(ray.get(ref))
-            if train_every:
-                learner.learn()
+            take(ref)
         per_second[label] = chunks * chunk_steps / (time.perf_counter() - start)
         print(f"ingest   {label}: {per_second[label]:,.0f} transitions/s into the learner "
               f"(chunks of {chunk_steps} Atari transitions from the object store"

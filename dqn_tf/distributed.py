@@ -19,9 +19,10 @@ next chunk request; each request carries the actor's epsilon (with
 
 Faults: an actor that dies is restarted by Ray (max_restarts=-1). The learner ends its
 streams' games as truncations (nothing is stitched across the gap) and the new
-process starts on streams of the current agent step with its first request; one that
-dies MAX_CONSECUTIVE_DEATHS times without a chunk stops the run (`ActorFailure`, with
-a checkpoint). Actors hold no state but their envs, so a checkpoint is the learner's,
+process starts on streams of the current agent step with its first request (asked
+again every second while Ray restarts it); one that sends nothing for
+ACTOR_RESTART_TIMEOUT seconds after it died stops the run (`ActorFailure`, with a
+checkpoint). Actors hold no state but their envs, so a checkpoint is the learner's,
 as in one process; a driver killed with kill -9 resumes from its last checkpoint with
 the same command, with new actors.
 
@@ -36,6 +37,7 @@ stay a policy copy only.
 
 import dataclasses
 import os
+import time
 
 import numpy as np
 
@@ -44,7 +46,7 @@ from dqn_tf import export, ray_cluster, run_loop, seeding, training
 from dqn_tf.errors import ActorFailure
 
 APEX_EPSILON, APEX_ALPHA = 0.4, 7.0  # Horgan et al. (2018), section 4.
-MAX_CONSECUTIVE_DEATHS = 5  # An actor that keeps dying stops the run (with a checkpoint).
+ACTOR_RESTART_TIMEOUT = 300.0  # Seconds a dead actor has to send a chunk again.
 
 
 def actor_epsilon(config: config_lib.Config, actor_index: int, agent_steps: int) -> float:
@@ -58,6 +60,15 @@ def actor_epsilon(config: config_lib.Config, actor_index: int, agent_steps: int)
 def actor_streams(config: config_lib.Config, actor_index: int) -> np.ndarray:
     """The replay segments actor `actor_index`'s envs feed."""
     return actor_index * config.num_envs + np.arange(config.num_envs)
+
+
+def record_and_learn(learner, chunk: run_loop.ReplayRows, streams: np.ndarray) -> None:
+    """Records a chunk [T, E] into `streams` and pays the updates it is due, lock-step by
+    lock-step as one process does: updates and target syncs fall on the same agent
+    steps whatever the chunk size."""
+    for step in zip(*chunk):
+        learner.record(run_loop.ReplayRows(*step), streams=streams)
+        learner.learn()
 
 
 class ActorWorker:
@@ -160,7 +171,8 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     workers, pending = [], {}
     weights = {"ref": None, "version": 0}  # The newest published weights.
     sent_version = [-1] * config.num_actors  # The version each actor holds.
-    deaths = [0] * config.num_actors  # Consecutive deaths without a chunk.
+    failing_since = {}  # Actor -> when its failures began (none since its last chunk).
+    retry_at = {}  # Actor -> when to ask a restarting actor again.
 
     def request_chunk(i):
         fresh = weights["ref"] if sent_version[i] != weights["version"] else None
@@ -182,9 +194,14 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
                 request_chunk(i)
         published_at = learner.updates
         while not done:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            for i in [i for i, when in retry_at.items() if time.monotonic() >= when]:
+                del retry_at[i]
+                request_chunk(i)
+            ready = ray.wait(list(pending), num_returns=1, timeout=1.0)[0] if pending else []
             if not ready:  # Nothing yet: a signal still stops the run within a second.
                 done = stop.requested and books.after_steps()
+                if not pending:
+                    time.sleep(0.1)
                 continue
             i = pending.pop(ready[0])
             try:
@@ -192,27 +209,23 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
             except ray.exceptions.RayActorError as error:
                 # Ray restarts it; its games ended with it: never stitch across the gap.
                 learner.replay.end_open_episodes(actor_streams(config, i))
-                deaths[i] += 1
-                reason = str(error).strip().splitlines()[0][:160]
-                if deaths[i] >= MAX_CONSECUTIVE_DEATHS:
-                    books.save_checkpoint()
-                    raise ActorFailure(f"actor {i} died {deaths[i]} times in a row without "
-                                       f"sending a chunk (last: {reason}); the run is "
-                                       "checkpointed: check the actors' Ray logs "
-                                       "(/tmp/ray/session_latest/logs), then rerun")
-                books.outputs.bar.write(f"actor {i} died ({reason}); restarted on new "
-                                        f"streams at agent step {learner.agent_steps:,}")
                 sent_version[i] = -1  # A new process: it needs the weights again.
-                request_chunk(i)
+                retry_at[i] = time.monotonic() + 1.0
+                if i not in failing_since:
+                    failing_since[i] = time.monotonic()
+                    reason = str(error).strip().splitlines()[0][:160]
+                    books.outputs.bar.write(f"actor {i} died ({reason}); restarting it on new "
+                                            f"streams at agent step {learner.agent_steps:,}")
+                elif time.monotonic() - failing_since[i] > ACTOR_RESTART_TIMEOUT:
+                    books.save_checkpoint()
+                    raise ActorFailure(
+                        f"actor {i} has sent nothing for {ACTOR_RESTART_TIMEOUT:.0f} s since it "
+                        "died; the run is checkpointed: check the actors' Ray logs "
+                        "(/tmp/ray/session_latest/logs), then rerun the same command")
                 continue
-            deaths[i] = 0
+            failing_since.pop(i, None)
             if chunk is not None:
-                # Lock-step by lock-step, as in one process: updates and target syncs
-                # fall on the same agent steps whatever the chunk size.
-                for step in zip(*chunk):
-                    learner.record(run_loop.ReplayRows(*step),
-                                   streams=actor_streams(config, i))
-                    learner.learn()
+                record_and_learn(learner, chunk, actor_streams(config, i))
             for episode in episodes:
                 books.game_ended(episode)
             if learner.updates - published_at >= config.actor_sync_updates:

@@ -19,5 +19,5 @@ class OutputWriteError(RuntimeError):
 
 
 class ActorFailure(RuntimeError):
-    """A remote actor kept dying before it could send a chunk (it cannot build its envs,
-    it runs out of memory, ...): the run stops with a checkpoint and this message."""
+    """A remote actor died and did not come back (it cannot build its envs, it runs out
+    of memory, ...): the run stops with a checkpoint and this message."""

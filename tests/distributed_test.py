@@ -127,7 +127,7 @@ def test_an_actor_killed_mid_run_is_replaced_and_the_run_finishes(tmp_path):
     os.kill(actor_pids(driver.proc.pid)[0], signal.SIGKILL)
     assert driver.proc.wait(600) == 0, driver.lines[-20:]
     driver.reader.join(10)
-    assert any("died" in line and "restarted on new streams" in line for line in driver.lines)
+    assert any("died" in line and "restarting it on new streams" in line for line in driver.lines)
     assert json.loads(driver.lines[-1])["agent_steps"] >= 6000
 
 

@@ -19,12 +19,13 @@ next chunk request; each request carries the actor's epsilon (with
 
 Faults: an actor that dies is restarted by Ray (max_restarts=-1). The learner ends its
 streams' games as truncations (nothing is stitched across the gap) and the new
-process starts on streams of the current agent step with its first request (asked
-again every second while Ray restarts it); one that sends nothing for
-ACTOR_RESTART_TIMEOUT seconds after it died stops the run (`ActorFailure`, with a
-checkpoint). Actors hold no state but their envs, so a checkpoint is the learner's,
-as in one process; a driver killed with kill -9 resumes from its last checkpoint with
-the same command, with new actors.
+process starts on streams of the current agent step (asked again every second while
+Ray restarts it; a process restarted between two requests says so with its first
+chunk, and its streams are ended then). An actor that does not answer for
+ACTOR_TIMEOUT seconds (not placed, or not coming back) stops the run (`ActorFailure`,
+with a checkpoint), as does one whose env or network raises. Actors hold no state but
+their envs, so a checkpoint is the learner's, as in one process; a driver killed with
+kill -9 resumes from its last checkpoint with the same command, with new actors.
 
 Prioritized replay: new transitions get the running max priority, set by the learner
 when their n-step horizon completes, as in one process. Ape-X has its actors compute
@@ -37,7 +38,9 @@ stay a policy copy only.
 
 import dataclasses
 import os
+import signal
 import time
+from typing import NamedTuple
 
 import numpy as np
 
@@ -46,7 +49,7 @@ from dqn_tf import export, ray_cluster, run_loop, seeding, training
 from dqn_tf.errors import ActorFailure
 
 APEX_EPSILON, APEX_ALPHA = 0.4, 7.0  # Horgan et al. (2018), section 4.
-ACTOR_RESTART_TIMEOUT = 300.0  # Seconds a dead actor has to send a chunk again.
+ACTOR_TIMEOUT = 300.0  # Seconds an actor may take to answer (a restart, a placement).
 
 
 def actor_epsilon(config: config_lib.Config, actor_index: int, agent_steps: int) -> float:
@@ -60,6 +63,15 @@ def actor_epsilon(config: config_lib.Config, actor_index: int, agent_steps: int)
 def actor_streams(config: config_lib.Config, actor_index: int) -> np.ndarray:
     """The replay segments actor `actor_index`'s envs feed."""
     return actor_index * config.num_envs + np.arange(config.num_envs)
+
+
+class ChunkReply(NamedTuple):
+    """An actor's answer to a chunk request."""
+
+    rows: run_loop.ReplayRows | None  # [T, E] transitions completed, each frame once.
+    episodes: list  # `run_loop.Episode`s that ended.
+    new_games: bool  # A new process started new games: its streams' old games are over.
+    needs_weights: bool  # It has no weights yet: nothing was played.
 
 
 def record_and_learn(learner, chunk: run_loop.ReplayRows, streams: np.ndarray) -> None:
@@ -95,6 +107,7 @@ class ActorWorker:
             self.network, agent_lib.state_spec(shape, self.env.observation_dtype),
             jit_compile=config.jit_act).get_concrete_function()
         self.actor = self.recorder = self.tracker = self.timestep = None
+        self.has_weights = False
 
     def start(self, generation: int) -> None:
         """New games on streams of `generation` (the agent step at the (re)start)."""
@@ -112,13 +125,21 @@ class ActorWorker:
         self.tracker = run_loop.EpisodeTracker(self.env.num_envs)
         self.timestep = self.env.reset()
 
-    def run(self, steps: int, epsilon: float, generation: int, weights=None) -> tuple:
-        """Steps the envs `steps` times with `epsilon`; returns (chunk ReplayRows [T, E]
-        or None, the `Episode`s that ended). A new (or restarted) actor first starts games
-        on streams of `generation`; `weights`, when given, replace the network's first."""
+    def run(self, steps: int, epsilon: float, generation: int,
+            weights=None) -> "ChunkReply":
+        """Steps the envs `steps` times with `epsilon` and returns what happened.
+
+        A new process (first call, or restarted by Ray) first starts games on streams of
+        `generation` and says so (`new_games`); one that has no weights yet plays
+        nothing and asks for them (`needs_weights`). `weights`, when given, replace the
+        network's first."""
         if weights is not None:
             self.network.set_weights(weights)
-        if self.actor is None:
+            self.has_weights = True
+        if not self.has_weights:
+            return ChunkReply(None, [], False, True)
+        new_games = self.actor is None
+        if new_games:
             self.start(generation)
         rows, episodes = [], []
         for _ in range(steps):
@@ -130,7 +151,8 @@ class ActorWorker:
             actions = self.actor.step(timestep, epsilon)
             self.recorder.remember(timestep, actions)
             self.timestep = self.env.step(actions)
-        return (run_loop.stack_rows(rows) if rows else None), episodes
+        return ChunkReply(run_loop.stack_rows(rows) if rows else None, episodes, new_games,
+                          False)
 
     def pid(self) -> int:
         return os.getpid()
@@ -146,6 +168,8 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     """Trains with `config.num_actors` remote actors (Ray must be installed); the run
     directory is locked and signals caught by `training.train`."""
     ray = _start_ray(config)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # ray.init installed its own.
+        signal.signal(signum, stop)
     probe = training.build_env(config, [0])
     env_info = export.env_metadata(dataclasses.asdict(config), probe.action_meanings,
                                    probe.observation_shape)
@@ -173,13 +197,21 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     sent_version = [-1] * config.num_actors  # The version each actor holds.
     failing_since = {}  # Actor -> when its failures began (none since its last chunk).
     retry_at = {}  # Actor -> when to ask a restarting actor again.
+    asked_at = {}  # Pending request -> when it was sent.
+    playing = set()  # Actors that have started games in this process's lifetime.
 
     def request_chunk(i):
         fresh = weights["ref"] if sent_version[i] != weights["version"] else None
         sent_version[i] = weights["version"]
         epsilon = actor_epsilon(config, i, learner.agent_steps)
-        pending[workers[i].run.remote(config.actor_chunk_steps, epsilon,
-                                      learner.agent_steps, fresh)] = i
+        ref = workers[i].run.remote(config.actor_chunk_steps, epsilon, learner.agent_steps,
+                                    fresh)
+        pending[ref], asked_at[ref] = i, time.monotonic()
+
+    def fail(message):
+        books.save_checkpoint()
+        raise ActorFailure(f"{message}; the run is checkpointed: check the actors' Ray logs "
+                           "(/tmp/ray/session_latest/logs), then rerun the same command")
 
     def publish():
         weights["ref"] = ray.put(learner.weights())
@@ -202,10 +234,16 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
                 done = stop.requested and books.after_steps()
                 if not pending:
                     time.sleep(0.1)
+                waited = max((time.monotonic() - t for t in asked_at.values()), default=0)
+                if not done and waited > ACTOR_TIMEOUT:  # Not placed, or not coming back.
+                    fail(f"an actor has not answered for {waited:.0f} s: the cluster may lack "
+                         f"the {config.actor_cpus:g} CPUs (--actor_cpus) each of the "
+                         f"{config.num_actors} actors needs")
                 continue
             i = pending.pop(ready[0])
+            del asked_at[ready[0]]
             try:
-                chunk, episodes = ray.get(ready[0])
+                reply = ray.get(ready[0])
             except ray.exceptions.RayActorError as error:
                 # Ray restarts it; its games ended with it: never stitch across the gap.
                 learner.replay.end_open_episodes(actor_streams(config, i))
@@ -216,14 +254,23 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
                     reason = str(error).strip().splitlines()[0][:160]
                     books.outputs.bar.write(f"actor {i} died ({reason}); restarting it on new "
                                             f"streams at agent step {learner.agent_steps:,}")
-                elif time.monotonic() - failing_since[i] > ACTOR_RESTART_TIMEOUT:
-                    books.save_checkpoint()
-                    raise ActorFailure(
-                        f"actor {i} has sent nothing for {ACTOR_RESTART_TIMEOUT:.0f} s since it "
-                        "died; the run is checkpointed: check the actors' Ray logs "
-                        "(/tmp/ray/session_latest/logs), then rerun the same command")
+                elif time.monotonic() - failing_since[i] > ACTOR_TIMEOUT:
+                    fail(f"actor {i} has sent nothing for {ACTOR_TIMEOUT:.0f} s since it died")
                 continue
+            except ray.exceptions.RayTaskError as error:  # Its env or network raised.
+                fail(f"actor {i} failed: {str(error).strip().splitlines()[-1][:300]}")
+            if reply.needs_weights:  # A process Ray restarted between two requests.
+                sent_version[i] = -1
+                request_chunk(i)
+                continue
+            if reply.new_games:  # A new process: whatever its streams held is over.
+                learner.replay.end_open_episodes(actor_streams(config, i))
+                if i in playing:
+                    books.outputs.bar.write(f"actor {i} is back (a new process) at agent "
+                                            f"step {learner.agent_steps:,}")
+                playing.add(i)
             failing_since.pop(i, None)
+            chunk, episodes = reply.rows, reply.episodes
             if chunk is not None:
                 record_and_learn(learner, chunk, actor_streams(config, i))
             for episode in episodes:

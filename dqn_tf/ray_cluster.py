@@ -10,7 +10,8 @@ from dqn_tf.errors import UserInputError
 
 
 def connect(address: str, num_cpus: int, what: str):
-    """Initialises Ray and returns the `ray` module.
+    """Initialises Ray and returns the `ray` module. Ray's SIGTERM handler replaces the
+    caller's: a caller that catches SIGTERM installs its handler again afterwards.
 
     Args:
       address: an existing cluster, or "" to start one here.
@@ -20,6 +21,8 @@ def connect(address: str, num_cpus: int, what: str):
     Raises:
       UserInputError: Ray is not installed, or the cluster at `address` is not reachable.
     """
+    if not address:  # Read when Ray is imported: set before (../shared/notes/ray.md).
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only.
     try:
         import ray
     except ImportError:
@@ -32,7 +35,6 @@ def connect(address: str, num_cpus: int, what: str):
                                  "start one with `ray start --head` or leave --ray_address "
                                  "empty to start Ray here") from None
     else:
-        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 only.
         ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
                  object_store_memory=256 * 2**20)
     return ray

@@ -99,17 +99,19 @@ def train_one(spec: RunSpec) -> dict:
       RunInterrupted: it was stopped by a signal (exit 75); Ray retries the task.
     """
     os.makedirs(spec.output_dir, exist_ok=True)
-    with open(os.path.join(spec.output_dir, SWEEP_FLAGS), "w") as f:
-        json.dump(_run_flags(spec), f)
+    flags_path = os.path.join(spec.output_dir, SWEEP_FLAGS)
+    if os.path.exists(flags_path):  # Written again only if this attempt finishes.
+        os.remove(flags_path)
     log_path = os.path.join(spec.output_dir, "sweep_run.log")
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(spec.command)}\n")
         log.flush()
         # The training process dies with this Ray worker, as it would with its node:
         # dqn_tf.main asks the kernel for SIGKILL when its parent goes.
+        source_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         proc = subprocess.run(spec.command, stdout=log, stderr=subprocess.STDOUT,
                               env=dict(os.environ, DQN_TF_PARENT_PID=str(os.getpid())),
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+                              cwd=source_root if os.path.isdir(source_root) else None)
     if proc.returncode == _EXIT_STOPPED_BY_SIGNAL:
         raise RunInterrupted(f"{spec.output_dir} was stopped by a signal")
     if proc.returncode != 0:
@@ -117,7 +119,33 @@ def train_one(spec: RunSpec) -> dict:
             errors = [line.strip() for line in log if line.startswith("error:")]
         return {"state": "failed", "returncode": proc.returncode,
                 "error": errors[-1] if errors else f"exit {proc.returncode}, see {log_path}"}
+    with open(flags_path, "w") as f:  # What makes a rerun skip it.
+        json.dump(_run_flags(spec), f)
     return {"state": "finished", "returncode": 0}
+
+
+def runs_that_fit(resources: dict, cpus_per_run: float, gpus_per_run: float,
+                  actor_cpus_per_run: float) -> int:
+    """How many runs the cluster's `resources` hold at once, each with its own actors.
+
+    Ray would otherwise start as many runs as it can place, and their actors could find
+    no CPU left: every run would wait for its actors forever.
+
+    Raises:
+      UserInputError: not even one run fits.
+    """
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    need = cpus_per_run + actor_cpus_per_run
+    fit = int(cpus // need) if need > 0 else 1
+    if gpus_per_run > 0:
+        fit = min(fit, int(gpus // gpus_per_run))
+    if fit < 1:
+        raise UserInputError(
+            f"a run needs {cpus_per_run:g} CPUs (--cpus_per_run) + {actor_cpus_per_run:g} for "
+            f"its actors and {gpus_per_run:g} GPUs (--gpus_per_run); the cluster has "
+            f"{cpus:g} CPUs and {gpus:g} GPUs: lower --cpus_per_run, --num_actors or "
+            "--gpus_per_run, or add nodes")
+    return fit
 
 
 def _table(specs: list, states: dict) -> str:
@@ -140,21 +168,30 @@ def _table(specs: list, states: dict) -> str:
 
 
 def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
-              max_retries: int = 3, poll_seconds: float = 10.0, show=print) -> dict:
-    """Runs every spec not finished yet as a Ray task (Ray must be initialised); returns
-    {output_dir: outcome dict}. Shows the table whenever a state changes, and every
-    few polls."""
+              max_retries: int = 3, poll_seconds: float = 10.0, show=print,
+              max_running: int | None = None) -> dict:
+    """Runs every spec not finished yet as a Ray task (Ray must be initialised), at most
+    `max_running` at once (default: as many as Ray places); returns {output_dir: outcome
+    dict}. Shows the table whenever a state changes, and every few polls."""
     import ray  # The sweep is the part of dqn_tf that needs Ray.
     task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                       retry_exceptions=[RunInterrupted])(train_one)
-    states, outcomes, pending = {}, {}, {}
+    states, outcomes, pending, queued = {}, {}, {}, []
     for spec in specs:
         if is_finished(spec):
             states[spec.output_dir] = "skipped"
             outcomes[spec.output_dir] = {"state": "skipped (finished before)"}
         else:
+            states[spec.output_dir] = "queued"
+            queued.append(spec)
+
+    def launch():
+        while queued and (max_running is None or len(pending) < max_running):
+            spec = queued.pop(0)
             states[spec.output_dir] = "running"
             pending[task.remote(spec)] = spec
+
+    launch()
     show(_table(specs, states))
     polls = 0
     while pending:
@@ -168,6 +205,7 @@ def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
                 outcome = {"state": "failed", "error": str(error).strip().splitlines()[-1]}
             outcomes[spec.output_dir] = outcome
             states[spec.output_dir] = outcome["state"]
+        launch()
         if done or polls % 6 == 0:
             show(_table(specs, states))
     return outcomes
@@ -260,12 +298,18 @@ def main(argv):
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         try:
+            max_running = runs_that_fit(ray.cluster_resources(), f.cpus_per_run,
+                                        f.gpus_per_run, f.num_actors * f.actor_cpus)
             if f.num_actors > 0:  # Each run's actors join this cluster, wherever it runs.
                 address = f"--ray_address={ray_cluster.address_for_children(ray)}"
                 specs = [dataclasses.replace(s, command=s.command + (address,))
                          for s in specs]
             outcomes = run_sweep(specs, cpus_per_run=f.cpus_per_run,
-                                 gpus_per_run=f.gpus_per_run, max_retries=f.max_retries)
+                                 gpus_per_run=f.gpus_per_run, max_retries=f.max_retries,
+                                 max_running=max_running if f.num_actors > 0 else None)
+        except UserInputError as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(2)
         finally:
             ray.shutdown()
     summary = summarise(specs, outcomes, f.output_root, (low, high))

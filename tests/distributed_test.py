@@ -40,9 +40,11 @@ def test_chunks_fill_the_replay_as_the_lock_step_agent_does():
     # An actor (here in-process, as Ray would run it) sending chunks of 50 lock-steps.
     worker = distributed.ActorWorker(dataclasses.asdict(config), actor_index=0)
     learner = training.build_learner(config, (4,), np.float32, 2, num_streams=3)
+    weights = worker.network.get_weights()  # Random acting: any weights do.
     for steps in (50, 50, 50, 50, 50, 50, 1):  # 301 TimeSteps, as the 301 events above.
-        chunk, _ = worker.run(steps, epsilon=1.0, generation=0)  # Starts on its first.
-        learner.record(chunk, streams=distributed.actor_streams(config, 0))
+        reply = worker.run(steps, epsilon=1.0, generation=0, weights=weights)
+        learner.record(reply.rows, streams=distributed.actor_streams(config, 0))
+        weights = None  # Sent once.
     lock_step, chunked = agent.replay, learner.replay
     assert chunked.num_added.tolist() == lock_step.num_added.tolist() and lock_step.terminal.any()
     for name in ("frames", "action", "reward", "terminal", "episode_end"):
@@ -56,7 +58,12 @@ def test_a_chunk_goes_into_the_streams_it_is_recorded_into():
         num_actors=2, mlp_hidden_sizes=(8,), replay_capacity=6000, min_replay_size=100_000)
     worker = distributed.ActorWorker(dataclasses.asdict(config), actor_index=1)
     learner = training.build_learner(config, (4,), np.float32, 2, num_streams=6)
-    chunk, _ = worker.run(20, epsilon=1.0, generation=0)
+    asked = worker.run(20, epsilon=1.0, generation=0)  # A new process without weights.
+    assert asked.needs_weights and asked.rows is None and not asked.episodes
+    first = worker.run(20, epsilon=1.0, generation=0, weights=worker.network.get_weights())
+    assert first.new_games and not first.needs_weights
+    assert not worker.run(1, epsilon=1.0, generation=0).new_games
+    chunk = first.rows
     learner.record(chunk, streams=distributed.actor_streams(config, 1))
     added = learner.replay.num_added
     assert added[:3].tolist() == [0, 0, 0] and (added[3:] >= 15).all()  # A reset skips one.
@@ -86,16 +93,33 @@ RUN = [sys.executable, "-m", "dqn_tf.main", "--flagfile=flags/cartpole.cfg", "--
 
 
 def actor_pids(driver_pid):
-    """Pids of the Ray actor processes running ActorWorker (started by this driver)."""
-    pids = []
-    for status in glob.glob("/proc/[0-9]*/cmdline"):
+    """Pids of the Ray actor processes running ActorWorker that descend from
+    `driver_pid` (a local Ray's processes are the driver's descendants)."""
+    parents = {}
+    for stat in glob.glob("/proc/[0-9]*/stat"):
         try:
-            with open(status, "rb") as f:
+            with open(stat) as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.split("/")[2])] = int(fields[1])
+
+    def descends(pid):
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == driver_pid:
+                return True
+        return False
+
+    pids = []
+    for pid in parents:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
                 command = f.read().decode(errors="replace")
         except OSError:
             continue
-        if "ActorWorker" in command:
-            pids.append(int(status.split("/")[2]))
+        if "ActorWorker" in command and descends(pid):
+            pids.append(pid)
     return pids
 
 
@@ -119,16 +143,23 @@ class Driver:
 
 
 @pytest.mark.slow
-def test_an_actor_killed_mid_run_is_replaced_and_the_run_finishes(tmp_path):
+def test_an_actor_killed_mid_run_is_replaced_then_sigterm_stops_the_run(tmp_path):
     out = str(tmp_path / "run")
-    driver = Driver(f"--output_dir={out}", "--num_steps=6000")
+    driver = Driver(f"--output_dir={out}", "--num_steps=1000000")
     driver.wait_for(lambda: (results.read_progress(out) or {}).get("agent_steps", 0) >= 1000
                     and len(actor_pids(driver.proc.pid)) == 2)
-    os.kill(actor_pids(driver.proc.pid)[0], signal.SIGKILL)
-    assert driver.proc.wait(600) == 0, driver.lines[-20:]
-    driver.reader.join(10)
+    killed = actor_pids(driver.proc.pid)[0]
+    os.kill(killed, signal.SIGKILL)
+    # Replaced: a new process plays on (the driver says so when its first chunk comes).
+    driver.wait_for(lambda: any("is back (a new process)" in line for line in driver.lines))
     assert any("died" in line and "restarting it on new streams" in line for line in driver.lines)
-    assert json.loads(driver.lines[-1])["agent_steps"] >= 6000
+    pids = actor_pids(driver.proc.pid)
+    assert len(pids) == 2 and killed not in pids
+    # Ray installs its own SIGTERM handler; the run's must still stop it with a checkpoint.
+    driver.proc.send_signal(signal.SIGTERM)
+    assert driver.proc.wait(120) == 75, driver.lines[-20:]
+    progress = results.read_progress(out)
+    assert progress["state"] == "stopped" and progress["agent_steps"] > 1000
 
 
 @pytest.mark.slow

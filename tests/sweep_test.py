@@ -51,6 +51,15 @@ def test_a_finished_run_is_skipped_only_with_the_same_flags(tmp_path):
     assert not sweep.is_finished(longer)
 
 
+def test_runs_with_actors_are_started_only_as_many_as_the_cluster_holds_with_them():
+    sixteen = {"CPU": 16.0}
+    assert sweep.runs_that_fit(sixteen, 2, 0, 0) == 8
+    assert sweep.runs_that_fit(sixteen, 2, 0, 4 * 1.0) == 2  # Each run's 4 actors too.
+    assert sweep.runs_that_fit({"CPU": 16.0, "GPU": 1.0}, 2, 1, 0) == 1
+    with pytest.raises(sweep.UserInputError, match="the cluster has 16 CPUs"):
+        sweep.runs_that_fit(sixteen, 8, 0, 10)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--games=Pong"], "--games and --seeds are required"),
     (["--games=NoSuchGame", "--seeds=0"], "NoSuchGame"),

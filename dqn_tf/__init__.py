@@ -1,21 +1,26 @@
 """dqn_tf: DQN (Mnih et al., Nature 2015) in TensorFlow 2 / Keras 3.
 
 Modules, in data-flow order:
-  atari_env   gymnasium/ALE games -> batched TimeStep of preprocessed frames.
+  atari_env   gymnasium/ALE games -> batched TimeStep (timestep) of preprocessed frames.
   history     the last `history_length` frames per env, for acting.
-  replay      frame-once circular replay memory, stacks rebuilt by index.
-  replay_store  the replay on disk: chunks that checkpoints share.
-  networks    Nature CNN and MLP Q-networks (Keras).
-  schedules   epsilon schedules.
-  seeding     independent random streams from --seed.
-  agent       the update step (tf.function), epsilon-greedy acting, the DqnAgent.
-  run_loop    the actor/env event stream and episode statistics.
-  summaries   TensorBoard writing.
+  run_loop    the epsilon-greedy actor, the actor/env event stream, episode statistics,
+              and TransitionRecorder: TimeSteps -> replay rows, each frame once.
+  replay      frame-once circular replay memory, stacks rebuilt by index; sum_tree for
+              prioritized sampling; replay_store: the replay on disk.
+  networks    Nature CNN, IMPALA ResNet and MLP Q-networks (Keras); plain, dueling or
+              quantile heads.
+  schedules, seeding, optimizers  epsilon and beta schedules; random streams from
+              --seed; the RMSProp / Adam presets.
+  agent       the update step (tf.function); Learner (replay, networks, counters) and
+              DqnAgent (a learner and its actor in one process).
+  training    a run: restore, outputs, evaluation, checkpoints; shared by the single
+              process and `distributed` (remote actors on Ray).
+  summaries, results, plot  TensorBoard, results files, learning curves.
   checkpointing  resumable run state on disk.
   export / evaluate / protocols  SavedModel of the greedy policy, playing it, and the
               published evaluation protocols and score tables.
   config      absl flags -> frozen Config.
-  main        `python -m dqn_tf.main`.
+  main        `python -m dqn_tf.main`; sweep: `python -m dqn_tf.sweep` (ray_cluster).
 
 Importing the package imports TensorFlow once, quietly (`_import_tensorflow`).
 """

@@ -333,12 +333,9 @@ def bench_ingest(chunks: int = 40, chunk_steps: int = 50):
     already in the object store, and recording it into the replay; alone, and with the
     updates it is due at DQN's replay ratio (an update of 32 per 4 transitions: 8 samples
     per transition) and at Ape-X's (0.8 samples per transition: one per 40)."""
-    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-    import ray
-    from dqn_tf import distributed, run_loop, training
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             object_store_memory=512 * 2**20)
+    from dqn_tf import distributed, ray_cluster, run_loop, training
+    ray = ray_cluster.connect("", num_cpus=2, what="the ingest benchmark")
     rng = np.random.default_rng(0)
     rows = run_loop.ReplayRows(
         rng.integers(0, 256, (chunk_steps, 1, 84, 84), np.uint8),

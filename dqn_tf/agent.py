@@ -255,6 +255,7 @@ class Learner:
         self.updates = 0
         self.target_syncs = 0
         self._update_credit = 0  # Learning agent steps not yet paid for with an update.
+        self._warm = False  # The replay has reached min_replay_size.
         self.last_metrics = None  # [4] numpy metrics of the latest update.
         self._metric_sums = np.zeros(len(METRIC_NAMES))  # Since the last `pop_metrics`.
         self._metric_count = 0
@@ -275,7 +276,9 @@ class Learner:
         self.replay.add(*rows[:5], env_mask=rows.env_mask, streams=streams)
         added = int(rows.env_mask.sum())
         self.agent_steps += added
-        if len(self.replay) >= self.min_replay_size:
+        # The replay never shrinks: once warm, it stays warm (no size check per step).
+        self._warm = self._warm or len(self.replay) >= self.min_replay_size
+        if self._warm:
             self._update_credit += added
 
     def learn(self) -> None:

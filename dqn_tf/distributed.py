@@ -158,16 +158,12 @@ class ActorWorker:
         return os.getpid()
 
 
-def _start_ray(config: config_lib.Config):
-    return ray_cluster.connect(
-        config.ray_address, what="--num_actors",
-        num_cpus=max(os.cpu_count() or 1, int(np.ceil(config.num_actors * config.actor_cpus))))
-
-
 def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     """Trains with `config.num_actors` remote actors (Ray must be installed); the run
     directory is locked and signals caught by `training.train`."""
-    ray = _start_ray(config)
+    ray = ray_cluster.connect(
+        config.ray_address, what="--num_actors",
+        num_cpus=max(os.cpu_count() or 1, int(np.ceil(config.num_actors * config.actor_cpus))))
     for signum in (signal.SIGINT, signal.SIGTERM):  # ray.init installed its own.
         signal.signal(signum, stop)
     probe = training.build_env(config, [0])

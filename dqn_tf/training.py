@@ -133,10 +133,10 @@ def check_checkpoint_state(state: dict, config: config_lib.Config) -> None:
 
 
 def restore(config: config_lib.Config, learner: agent_lib.Learner,
-            checkpointer: checkpointing.Checkpointer) -> dict | None:
+            checkpointer: checkpointing.Checkpointer, set_state=None) -> dict | None:
     """Restores the learner from the newest usable checkpoint; returns the checkpoint's
-    state (its "agent" part holds the single-process actor's RNGs too), or None for a
-    new run.
+    state, or None for a new run. `set_state` takes the checkpoint's "agent" part
+    (default: the learner's; the single-process agent's restores its actor's RNGs too).
 
     The games that were in progress are not saved: the replay ends them as
     truncations, and the caller's envs or actors start new ones.
@@ -146,7 +146,7 @@ def restore(config: config_lib.Config, learner: agent_lib.Learner,
     if state is None:
         logging.info("starting a new run in %s", config.output_dir)
         return None
-    learner.set_state(state["agent"])
+    (set_state or learner.set_state)(state["agent"])
     learner.replay.end_open_episodes()
     print(f"Resuming from {path} at agent step {learner.agent_steps:,}.")
     missing = config.min_replay_size - len(learner.replay)
@@ -219,12 +219,12 @@ class RunOutputs:
         self.results.train_game(steps, steps * self.frames_per_step, episode.episode_return,
                                 episode.length)
 
-    def maybe_summarise(self, steps: int, epsilon_now, last_eval: dict) -> None:
+    def maybe_summarise(self, steps: int, epsilon_now, last_eval_now) -> None:
         """Scalars, the bar and progress.json, every --summary_every agent steps;
-        `epsilon_now()` is asked only then."""
+        `epsilon_now()` and `last_eval_now()` are asked only then."""
         if steps < self._next_summary:
             return
-        config, epsilon = self._config, epsilon_now()
+        config, epsilon, last_eval = self._config, epsilon_now(), last_eval_now()
         now = time.perf_counter()
         self.steps_per_second = (steps - self._last_steps) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_steps = now, steps
@@ -431,7 +431,7 @@ class Bookkeeping:
         """Everything due now that the learner counts `agent_steps`; True when training
         is done (the budget, a stop rule, or a signal)."""
         config, steps, outputs = self.config, self.learner.agent_steps, self.outputs
-        outputs.maybe_summarise(steps, self.epsilon, self.last_eval())
+        outputs.maybe_summarise(steps, self.epsilon, self.last_eval)
         done = steps >= config.num_steps or self.stop.requested
         recent = outputs.recent_returns
         check_returns, self._games_since_check = self._games_since_check, False
@@ -546,9 +546,8 @@ def _run_single_process(config: config_lib.Config, stop: StopRequest) -> dict:
     checkpointer = checkpointing.Checkpointer(
         os.path.join(config.output_dir, "checkpoints"), agent.learner.trackables(),
         config.keep_checkpoints, replay=agent.replay if config.checkpoint_replay else None)
-    restored = restore(config, agent.learner, checkpointer)
+    restored = restore(config, agent.learner, checkpointer, set_state=agent.set_state)
     if restored is not None:
-        agent.set_state(restored["agent"])  # The actor's RNGs too.
         # The games in progress were not saved: new games, on streams of their own.
         env.reseed(seeding.int_seeds(config.seed, "env", config.num_envs,
                                      generation=agent.agent_steps))

@@ -28,8 +28,9 @@ One run, one machine, each timing a median over repeats:
   heads   the update (Adam, Double DQN, batch 32) for each head and encoder
   per     prioritized replay of --capacity: add, sample batch 32 + priority update,
           memory
-  presets end-to-end agent steps/s of every preset in flags/ (learning settings of each;
-          SpaceInvaders, Pong for pong.cfg; warm-up --warmup, then --e2e_steps)
+  presets end-to-end agent steps/s of every Atari preset in flags/ (--presets picks some;
+          learning settings of each; SpaceInvaders, Pong for pong.cfg; warm-up --warmup,
+          then --e2e_steps)
   actors  end to end with one Ray actor (--num_actors=1) against one process, alternated
   ingest  transitions/s the learner takes from chunks in Ray's object store: alone, at
           DQN's replay ratio and at Ape-X's
@@ -301,10 +302,10 @@ PRESETS = ("dqn_default.cfg", "dqn_nature.cfg", "dqn_dopamine.cfg", "dqn_modern.
            "atari100k.cfg", "pong.cfg")
 
 
-def bench_presets(warmup: int, steps: int):
+def bench_presets(warmup: int, steps: int, presets=PRESETS):
     """End-to-end agent steps/s of `main.train` with each preset's learning settings."""
-    for preset in PRESETS:
-        config = preset_config(preset, env="Pong" if preset == "pong.cfg" else GAME)
+    for preset in presets:
+        config = preset_config(preset, env="ALE/Pong-v5" if preset == "pong.cfg" else GAME)
         sps = bench_end_to_end(1, False, "ale_vector", warmup, steps, config=config)
         print(f"preset   {preset}: {sps:.0f} agent steps/s once learning runs "
               f"(train every {config.train_every}, {config.head} head, "
@@ -546,6 +547,8 @@ def main():
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
     parser.add_argument("--e2e_steps", type=int, default=6_000)
+    parser.add_argument("--presets", default=",".join(PRESETS),
+                        help="the flagfiles that the presets part times")
     parser.add_argument("--rounds", type=int, default=3, help="limit rounds per num_envs")
     parser.add_argument("--intra_op_threads", type=int, default=0)
     args = parser.parse_args()
@@ -587,7 +590,10 @@ def main():
     if "per" in parts:
         bench_prioritized(args.capacity)
     if "presets" in parts:
-        bench_presets(args.warmup, args.e2e_steps)
+        unknown = set(args.presets.split(",")) - set(PRESETS)
+        if unknown:
+            parser.error(f"--presets: unknown {sorted(unknown)}; choose from {PRESETS}")
+        bench_presets(args.warmup, args.e2e_steps, args.presets.split(","))
     if "actors" in parts:
         bench_actors(args.warmup, args.e2e_steps)
     if "ingest" in parts:

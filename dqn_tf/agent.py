@@ -296,15 +296,15 @@ class Learner:
         batch = self.replay.sample(self._batch_size, self.importance_exponent)
         metrics, priorities = self._update(batch.s_tm1, batch.a_tm1, batch.r_t,
                                            batch.discount_t, batch.s_t, batch.weight)
-        self.replay.update_priorities(batch.key, priorities.numpy())
         self.last_metrics = metrics.numpy()
         self.updates += 1
-        self._metric_sums += self.last_metrics
-        self._metric_count += 1
-        if not np.isfinite(self.last_metrics).all():
+        if not np.isfinite(self.last_metrics).all():  # Before the tree takes its priorities.
             values = dict(zip(METRIC_NAMES, self.last_metrics.tolist()))
             raise FloatingPointError(f"non-finite update at agent step {self.agent_steps} "
                                      f"(update {self.updates}): {values}")
+        self.replay.update_priorities(batch.key, priorities.numpy())
+        self._metric_sums += self.last_metrics
+        self._metric_count += 1
         return self.last_metrics
 
     def pop_metrics(self) -> dict | None:

@@ -27,7 +27,7 @@ RESUMABLE_FIELDS = frozenset({
 })
 LOSSES = ["huber", "mse"]  # agent.LOSSES (tests/config_test.py checks they agree).
 HEADS = ["plain", "quantile"]
-ENCODERS = ["nature", "impala"]  # networks.ENCODERS
+ENCODERS = ["nature", "impala"]  # networks.ENCODERS (checked as LOSSES is)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ from absl import app, flags
 import numpy as np
 
 from dqn_tf import atari_env, results, summaries
+from dqn_tf import config as config_lib
 from dqn_tf.errors import UserInputError
 
 
@@ -54,15 +55,18 @@ def load_run(run_dir: str) -> dict:
 def group_runs(runs: list) -> dict:
     """{(game, name): [runs]}: runs whose configs differ only in their seed."""
     groups = {}
-    for run in runs:
-        key = json.dumps({k: v for k, v in run["config"].items() if k != "seed"},
-                         sort_keys=True)
+    for run in runs:  # Fields a run's dqn_tf did not have yet count as their defaults.
+        learning = config_lib.with_defaults(run["config"])
+        key = json.dumps({k: v for k, v in learning.items() if k != "seed"}, sort_keys=True)
         groups.setdefault(key, []).append(run)
     named = {}
     for members in groups.values():
-        base = os.path.basename(os.path.normpath(members[0]["dir"]))
+        path = os.path.normpath(members[0]["dir"])
+        base = os.path.basename(path)
         name = re.sub(r"[-_]\d+$", "", base)  # The seed.
         name = re.sub(rf"[-_]?{re.escape(members[0]['game'])}[-_]?", "", name) or base
+        if (members[0]["game"], name) in named:  # Same name, other settings: say where.
+            name = f"{name} ({os.path.dirname(path) or '.'})"
         named[(members[0]["game"], name)] = members
     return named
 

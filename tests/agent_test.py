@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from dqn_tf import agent as agent_lib
-from dqn_tf import atari_env, networks, optimizers, replay, run_loop
+from dqn_tf import atari_env, networks, replay, run_loop
 from tests.fakes import ScriptedGame
 
 FLAGS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "flags")
@@ -83,7 +83,9 @@ def test_update_matches_numpy_reference(jit_compile, loss, double_q):
     np.testing.assert_array_equal(target.get_weights()[0], w_target.astype(np.float32))
 
 
-def test_double_q_target_differs_from_the_max_where_the_networks_disagree():
+def test_the_numpy_double_q_target_differs_from_the_max_where_the_networks_disagree():
+    """Guards the reference: the double-Q comparisons above mean something only if the
+    NumPy double target differs from the plain max on their kind of batch."""
     rng = np.random.default_rng(3)
     w, b = rng.normal(size=(3, 4)), rng.normal(size=4)
     w_target, b_target = rng.normal(size=(3, 4)), rng.normal(size=4)
@@ -177,8 +179,7 @@ def test_huber_loss_values():
 
 
 def preset_learning_config(preset):
-    """A preset's learning settings (flags/<preset>), as main builds them."""
-    import dataclasses
+    """A preset's Config (flags/<preset>), as main builds it."""
     from absl import flags
     from absl.testing import flagsaver
     from dqn_tf import config as config_lib
@@ -186,35 +187,44 @@ def preset_learning_config(preset):
         flags.FLAGS(["test"])
     with flagsaver.flagsaver():
         flags.FLAGS(["test", f"--flagfile={os.path.join(FLAGS_DIR, preset)}"])
-        return dataclasses.asdict(config_lib.from_flags())
+        return config_lib.from_flags()
 
 
-ATARI_PRESETS = sorted(p for p in os.listdir(FLAGS_DIR) if p != "cartpole.cfg")
+PRESETS = sorted(os.listdir(FLAGS_DIR))
+# Combinations used beside the presets: the Nature preset with the IMPALA encoder, and the
+# CartPole gate's "all" variant (tests/main_test.py).
+VARIANTS = {"impala": ("dqn_nature.cfg", dict(encoder="impala")),
+            "cartpole-all": ("cartpole.cfg", dict(double_q=True, dueling=True,
+                                                  prioritized=True, head="quantile",
+                                                  num_quantiles=51))}
 
 
-@pytest.mark.parametrize("preset", ATARI_PRESETS + ["impala"])
+@pytest.mark.parametrize("preset", PRESETS + sorted(VARIANTS))
 def test_update_of_every_preset_traces_once_across_batches_and_sizes(preset):
-    """Each preset's flag combination (head, dueling, double Q, loss, optimizer) traces
-    its update once; "impala" is the Nature preset with the IMPALA encoder."""
-    config = preset_learning_config("dqn_nature.cfg" if preset == "impala" else preset)
-    if preset == "impala":
-        config["encoder"] = "impala"
-    online, target = (networks.from_run_config(config, 6, (4, 84, 84), name)
-                      for name in ("online", "target"))
-    update = agent_lib.build_update_fn(
-        online, target, optimizers.make_optimizer(config["optimizer"], config["learning_rate"],
-                                                  config["optimizer_epsilon"]),
-        agent_lib.state_spec((4, 84, 84), np.uint8), loss=config["loss"],
-        double_q=config["double_q"], max_grad_norm=config["max_grad_norm"])
+    """Each preset's flag combination (head, dueling, double Q, loss, optimizer, gradient
+    clipping, encoder or MLP) has one trace of its update for every batch size, built as
+    training builds it."""
+    import dataclasses
+    from dqn_tf import training
+    name, overrides = VARIANTS.get(preset, (preset, {}))
+    config = dataclasses.replace(preset_learning_config(name), replay_capacity=1_000,
+                                 min_replay_size=100, **overrides)
+    cartpole = config.env.startswith("CartPole")
+    observation_shape, dtype = ((4,), np.float32) if cartpole else ((84, 84), np.uint8)
+    learner = training.build_learner(config, observation_shape, dtype, 6, 1)
+    # learn_once calls a concrete function, traced once when the learner is built: every
+    # batch below must go through that one trace (a shape it cannot take raises).
+    update = learner._update
+    assert isinstance(update, tf.types.experimental.ConcreteFunction)
+    state_shape = (4 * config.history_length,) if cartpole else (config.history_length, 84, 84)
     rng = np.random.default_rng(0)
     for batch_size in (32, 32, 8):
-        s = rng.integers(0, 255, (batch_size, 4, 84, 84), dtype=np.uint8)
+        s = rng.integers(0, 255, (batch_size,) + state_shape).astype(dtype)
         metrics, priorities = update(
             s, rng.integers(0, 6, batch_size, dtype=np.int32), np.ones(batch_size, np.float32),
             np.full(batch_size, 0.99, np.float32), s, np.ones(batch_size, np.float32))
         assert metrics.shape == (4,) and priorities.shape == (batch_size,)
         assert np.isfinite(metrics.numpy()).all()
-    assert update.experimental_get_tracing_count() == 1
 
 
 def test_target_sync_copies_exactly():
@@ -273,6 +283,24 @@ def test_prioritized_learner_sets_priorities_from_its_td_errors_and_anneals_beta
     learner.learn_once()
     expected = (np.abs(y - q_tm1) + 0.01) ** 0.6  # Schaul et al.: (|delta| + eps)^alpha.
     np.testing.assert_allclose(memory.priorities()[batch.key], expected, rtol=1e-5)
+
+
+def test_a_non_finite_update_raises_before_its_priorities_reach_the_tree():
+    online = networks.mlp(2, (1,), (8,), name="online")
+    target = networks.mlp(2, (1,), (8,), name="target")
+    memory = replay.ReplayMemory(1000, (1,), np.float32, history_length=1, prioritized=True)
+    learner = agent_lib.Learner(
+        online_network=online, target_network=target, optimizer=keras.optimizers.SGD(0.01),
+        replay=memory, batch_size=8, min_replay_size=10, train_every=4,
+        target_update_period=1000)
+    agent = agent_lib.DqnAgent(learner, actor_seeds=[0], epsilon_start=1.0, epsilon_end=1.0,
+                               epsilon_decay_steps=1, reward_clip=1.0, life_loss_terminal=True)
+    drive(agent, atari_env.BatchedEnv([ScriptedGame(lengths=(7,))]), 30)
+    before = memory.priorities().copy()
+    online.set_weights([np.full_like(w, np.nan) for w in online.get_weights()])
+    with pytest.raises(FloatingPointError, match="non-finite update"):
+        learner.learn_once()
+    np.testing.assert_array_equal(memory.priorities(), before)  # No NaN in the tree.
 
 
 def test_agent_learns_on_cadence_and_syncs_target():

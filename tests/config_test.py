@@ -91,9 +91,58 @@ def test_dopamine_preset_is_dopamine_jax_dqn_gin():
             c.max_frames_per_episode) == (0.25, 0, False, 108_000)
 
 
+def test_modern_preset_is_dopamine_quantile_gin_plus_double_q():
+    c = preset_config("dqn_modern.cfg")
+    # dopamine/jax/agents/quantile/configs/quantile.gin at google/dopamine@5873f54.
+    assert (c.head, c.num_quantiles, c.n_step, c.loss, c.dueling, c.encoder) == (
+        "quantile", 200, 3, "huber", False, "nature")
+    assert (c.optimizer, c.learning_rate, c.optimizer_epsilon) == ("adam", 5e-5, 0.01 / 32)
+    assert (c.min_replay_size, c.train_every, c.target_update_period, c.epsilon_end,
+            c.epsilon_decay_steps, c.replay_capacity) == (20_000, 4, 8_000, 0.01, 250_000,
+                                                          1_000_000)
+    # Dopamine's prioritized replay: priority sqrt(loss + 1e-10), beta 0.5 (Rainbow's).
+    assert (c.prioritized, c.priority_exponent, c.priority_epsilon,
+            c.importance_exponent_start, c.importance_exponent_end) == (
+        True, 0.5, 1e-10, 0.5, 0.5)
+    assert (c.sticky_action_prob, c.noop_max, c.life_loss_terminal,
+            c.max_frames_per_episode) == (0.25, 0, False, 108_000)
+    assert c.double_q  # Ours (the preset's header lists it as a difference).
+
+
+def test_atari100k_preset_is_dopamine_der_gin():
+    c = preset_config("atari100k.cfg")
+    # dopamine/labs/atari_100k/configs/DER.gin and atari_100k_runner.py at 5873f54.
+    assert (c.num_steps, c.train_every, c.n_step, c.min_replay_size,
+            c.target_update_period, c.batch_size, c.gamma) == (
+        100_000, 1, 10, 1_600, 2_000, 32, 0.99)
+    assert (c.optimizer, c.learning_rate, c.optimizer_epsilon) == ("adam", 1e-4, 1.5e-4)
+    assert (c.dueling, c.double_q, c.prioritized, c.priority_exponent,
+            c.importance_exponent_start, c.importance_exponent_end) == (
+        True, True, True, 0.5, 0.5, 0.5)
+    assert (c.sticky_action_prob, c.life_loss_terminal, c.epsilon_end,
+            c.epsilon_decay_steps, c.eval_epsilon, c.noop_max) == (
+        0.0, True, 0.01, 2_000, 0.001, 30)
+    assert (c.head, c.num_quantiles) == ("quantile", 51)  # DER: C51's 51 atoms.
+
+
+def test_pong_preset_is_lapans_chapter_6_dqn():
+    c = preset_config("pong.cfg")
+    # Chapter06/02_dqn_pong.py at PacktPublishing/Deep-Reinforcement-Learning-Hands-On@10cd897.
+    assert (c.optimizer, c.learning_rate, c.optimizer_epsilon, c.loss) == (
+        "adam", 1e-4, 1e-8, "mse")
+    assert (c.batch_size, c.gamma, c.replay_capacity, c.min_replay_size, c.train_every,
+            c.target_update_period, c.n_step) == (32, 0.99, 10_000, 10_000, 1, 1_000, 1)
+    # epsilon = max(0.02, 1 - t / 100,000) from step 0: 0.02 at t = 98,000.
+    assert (c.epsilon_start, c.epsilon_end, c.epsilon_decay_from_start) == (1.0, 0.02, True)
+    assert c.epsilon_start - c.epsilon_decay_steps / 100_000 == pytest.approx(c.epsilon_end)
+    assert (c.stop_at_train_return, c.sticky_action_prob, c.fire_reset, c.reward_clip,
+            c.history_length, c.action_repeat) == (19.5, 0.0, True, 0, 4, 4)
+
+
 def test_flag_choices_are_what_the_library_accepts():
-    from dqn_tf import agent, optimizers
+    from dqn_tf import agent, networks, optimizers
     assert tuple(config_lib.LOSSES) == agent.LOSSES
+    assert tuple(config_lib.ENCODERS) == tuple(networks.ENCODERS)
     assert set(config_lib._OPTIMIZER_NAMES) == set(optimizers.PRESETS)
 
 

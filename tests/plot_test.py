@@ -39,6 +39,27 @@ def test_runs_differing_only_in_seed_form_one_named_group(tmp_path):
         ("Pong", "dqn_modern"): [0, 1], ("Pong", "dopamine"): [0]}
 
 
+def test_a_run_older_than_a_flag_groups_with_new_runs_at_its_default(tmp_path):
+    old = fake_run(str(tmp_path / "dqn_modern-Pong-0"), 0, [(1000, 1.0)])
+    new = fake_run(str(tmp_path / "dqn_modern-Pong-1"), 1, [(1000, 3.0)])
+    with open(os.path.join(new, "config.json")) as f:
+        config = json.load(f)
+    with open(os.path.join(new, "config.json"), "w") as f:
+        json.dump(dict(config, head="plain"), f)  # Written by a dqn_tf that has --head.
+    groups = plot.group_runs([plot.load_run(d) for d in (old, new)])
+    assert [sorted(r["seed"] for r in v) for v in groups.values()] == [[0, 1]]
+
+
+def test_groups_with_the_same_name_and_other_settings_are_both_kept(tmp_path):
+    a = fake_run(str(tmp_path / "a" / "dqn_modern-Pong-0"), 0, [(1000, 1.0)])
+    b = fake_run(str(tmp_path / "b" / "dqn_modern-Pong-0"), 0, [(1000, 3.0)])
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump({"env": "ALE/Pong-v5", "seed": 0, "n_step": 1, "action_repeat": 4}, f)
+    groups = plot.group_runs([plot.load_run(d) for d in (a, b)])
+    assert len(groups) == 2
+    assert sorted(r["dir"] for v in groups.values() for r in v) == sorted([a, b])
+
+
 def test_window_mean_and_bins():
     run = {"train": {"frames": [500, 1_500, 1_800, 2_500], "return": [1.0, 2.0, 4.0, 8.0]}}
     assert plot.window_mean(run, 1_000, 2_000) == (3.0, 2)

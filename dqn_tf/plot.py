@@ -20,7 +20,7 @@ import os
 import re
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 import numpy as np
 
 from dqn_tf import atari_env, results, summaries
@@ -150,14 +150,16 @@ def plot(groups: dict, out: str, bin_frames: int, references: list) -> None:
         ax.set_xlabel("emulator frames")
         ax.set_ylabel("return (raw, full game)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        # Below the panel, where it hides no curve and no reference line.
+        ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     figure.tight_layout()
-    figure.savefig(out, dpi=110)
+    figure.savefig(out, dpi=110, bbox_inches="tight")
 
 
 def main(argv):
     f = flags.FLAGS
     run_dirs = argv[1:]
+    logging.set_verbosity(logging.WARNING)  # TensorBoard's reader logs each file at INFO.
     try:
         if not run_dirs:
             raise UserInputError("pass one or more run directories (the --output_dir of "

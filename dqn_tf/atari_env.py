@@ -5,9 +5,11 @@ The pipeline for an Atari game, in order (see README "Implementation notes"):
   1. ``gym.make("ALE/<Game>-v5", frameskip=1, repeat_action_probability=p,
      full_action_space=False, max_num_frames_per_episode=108_000)``.
      Sticky actions act per emulator frame, beneath our action repeat.
-  2. Random no-op starts: 1..noop_max raw NOOP frames after each real reset,
-     rewards dropped (gymnasium ``AtariPreprocessing``).
-  3. Optional fire reset: one agent step of FIRE after the no-ops.
+  2. Random no-op starts: n raw frames after each real reset, n uniform in
+     0..noop_max-1, rewards dropped (ale-py's ``AtariVectorEnv`` rule, which the
+     gymnasium backend follows).
+  3. Optional fire reset: the last of those frames is FIRE, or a single FIRE
+     frame when n is 0 (ale-py's rule again: n-1 no-ops, then FIRE).
   4. Action repeat: the action is held for ``action_repeat`` raw frames, raw
      rewards are summed, repetition stops early at game over.
   5. Max-pool of the last two raw frames of the repeat (Atari sprites flicker).
@@ -23,7 +25,8 @@ Timeline of one agent step with action repeat 4 (frames f0..f3 are raw frames)::
                    r = r(f0)+r(f1)+r(f2)+r(f3)
 
 Two backends give the same frames (tested bit for bit with no-ops and sticky
-actions off; their random streams differ):
+actions off, FIRE reset on and off; with no-ops or sticky actions on they follow
+the same rules on different random streams):
 
   * ``ale_vector`` (default for Atari): ale-py's ``AtariVectorEnv``, steps 1-7
     in C++ with one thread per env up to the core count, GIL released.
@@ -45,6 +48,7 @@ import re
 from typing import Sequence
 
 import ale_py
+import cv2
 import gymnasium as gym
 import numpy as np
 
@@ -112,6 +116,13 @@ def is_atari(env_id: str) -> bool:
     return isinstance(entry_point, str) and entry_point.startswith("ale_py")
 
 
+def _processed_screen(ale) -> np.ndarray:
+    """The screen now as AtariPreprocessing's first frame: gray, [84, 84] INTER_AREA."""
+    screen = np.empty((210, 160), np.uint8)
+    ale.getScreenGrayscale(screen)
+    return cv2.resize(screen, ATARI_FRAME_SHAPE[::-1], interpolation=cv2.INTER_AREA)
+
+
 class AtariGame:
     """One ALE game through steps 1-10 of the module docstring.
 
@@ -135,9 +146,13 @@ class AtariGame:
             env = gym.make(env_id, frameskip=1, repeat_action_probability=sticky_action_prob,
                            full_action_space=False,
                            max_num_frames_per_episode=max_frames_per_episode)
+        # No-ops and FIRE are ours (`reset`): AtariPreprocessing draws 1..noop_max
+        # no-ops, ale-py's vector env 0..noop_max-1 with FIRE as the last frame.
         self._env = gym.wrappers.AtariPreprocessing(
-            env, noop_max=noop_max, frame_skip=action_repeat, screen_size=84,
+            env, noop_max=0, frame_skip=action_repeat, screen_size=84,
             terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
+        self._raw_env = env
+        self._noop_max = noop_max
         self.action_meanings = tuple(env.unwrapped.get_action_meanings())
         self.num_actions = int(env.action_space.n)
         self.observation_shape = ATARI_FRAME_SHAPE
@@ -155,10 +170,18 @@ class AtariGame:
         """Starts a new game; returns its first [84, 84] uint8 frame."""
         frame, info = self._env.reset(seed=self._seed)
         self._seed = None  # Seed once; later games continue the env's RNG stream.
-        if self._fire_action is not None:
-            frame, _, terminated, truncated, info = self._env.step(self._fire_action)
-            if terminated or truncated:
-                raise RuntimeError("the game ended during the fire reset")
+        # ale-py's AtariVectorEnv (the training backend) starts a game this way, so
+        # the evaluator, which uses this backend, plays the games the agent learned on.
+        draw = (int(self._raw_env.unwrapped.np_random.integers(0, self._noop_max))
+                if self._noop_max > 0 else 0)
+        fire = self._fire_action is not None
+        start = [0] * max(draw - fire, 0) + ([self._fire_action] if fire else [])
+        for action in start:  # Raw frames; their rewards are dropped.
+            _, _, terminated, truncated, info = self._raw_env.step(action)
+            if terminated or truncated:  # As ale-py: a new game, the start goes on.
+                _, info = self._raw_env.reset()
+        if start:
+            frame = _processed_screen(self._raw_env.unwrapped.ale)
         self._lives = int(info.get("lives", 0))
         return frame
 

@@ -218,7 +218,7 @@ def define_flags():
     """Flags of the command; defined only when run, so importing this module is safe."""
     flags.DEFINE_string("saved_model", None, "SavedModel directory written by dqn_tf.")
     flags.DEFINE_enum("protocol", "nature", sorted(protocols.PROTOCOLS), "How the games are "
-                      "played and scored: nature (epsilon 0.05, 1-30 no-op frames, 18,000-frame "
+                      "played and scored: nature (epsilon 0.05, 0-29 no-op frames, 18,000-frame "
                       "cap, no sticky actions, Nature's table), machado (sticky 0.25, "
                       "108,000-frame cap, no no-ops, epsilon 0.01, Atari-57 table), dopamine "
                       "(machado's with epsilon 0.001). See dqn_tf/protocols.py for sources.")

@@ -42,7 +42,7 @@ class Protocol:
 
     name: str
     epsilon: float  # probability of a random action each agent step
-    noop_max: int  # 1..noop_max random no-op raw frames at each game start (0 = none)
+    noop_max: int  # 0..noop_max-1 random no-op raw frames at each game start (ale-py)
     max_frames_per_episode: int  # raw frames before a game is cut (truncated)
     sticky_action_prob: float  # per raw frame, probability the ALE repeats the last action
     score_table: str  # key of SCORE_TABLES for the human-normalised score

@@ -48,7 +48,6 @@ import re
 from typing import Sequence
 
 import ale_py
-import cv2
 import gymnasium as gym
 import numpy as np
 
@@ -116,11 +115,30 @@ def is_atari(env_id: str) -> bool:
     return isinstance(entry_point, str) and entry_point.startswith("ale_py")
 
 
-def _processed_screen(ale) -> np.ndarray:
-    """The screen now as AtariPreprocessing's first frame: gray, [84, 84] INTER_AREA."""
-    screen = np.empty((210, 160), np.uint8)
-    ale.getScreenGrayscale(screen)
-    return cv2.resize(screen, ATARI_FRAME_SHAPE[::-1], interpolation=cv2.INTER_AREA)
+class _AleVectorStart(gym.Wrapper):
+    """Starts each game as ale-py's ``AtariVectorEnv`` (the training backend) does.
+
+    Beneath ``AtariPreprocessing``, which then reads the first frame after these raw
+    frames: n no-op frames, n uniform in 0..noop_max-1, the last replaced by FIRE (or
+    one FIRE frame when n is 0) with `fire_action`; their rewards are dropped. So the
+    evaluator, which uses this backend, plays the games the agent learned on.
+    """
+
+    def __init__(self, env: gym.Env, noop_max: int, fire_action: int | None):
+        super().__init__(env)
+        self._noop_max = noop_max
+        self._fire_action = fire_action
+
+    def reset(self, **kwargs):
+        observation, info = self.env.reset(**kwargs)
+        draw = (int(self.env.unwrapped.np_random.integers(0, self._noop_max))
+                if self._noop_max > 0 else 0)
+        fire = [] if self._fire_action is None else [self._fire_action]
+        for action in [0] * max(draw - len(fire), 0) + fire:
+            observation, _, terminated, truncated, info = self.env.step(action)
+            if terminated or truncated:  # As ale-py: a new game, the start goes on.
+                observation, info = self.env.reset()
+        return observation, info
 
 
 class AtariGame:
@@ -146,19 +164,18 @@ class AtariGame:
             env = gym.make(env_id, frameskip=1, repeat_action_probability=sticky_action_prob,
                            full_action_space=False,
                            max_num_frames_per_episode=max_frames_per_episode)
-        # No-ops and FIRE are ours (`reset`): AtariPreprocessing draws 1..noop_max
-        # no-ops, ale-py's vector env 0..noop_max-1 with FIRE as the last frame.
-        self._env = gym.wrappers.AtariPreprocessing(
-            env, noop_max=0, frame_skip=action_repeat, screen_size=84,
-            terminal_on_life_loss=False, grayscale_obs=True, scale_obs=False)
-        self._raw_env = env
-        self._noop_max = noop_max
         self.action_meanings = tuple(env.unwrapped.get_action_meanings())
         self.num_actions = int(env.action_space.n)
         self.observation_shape = ATARI_FRAME_SHAPE
         self.observation_dtype = np.uint8
-        self._fire_action = (self.action_meanings.index("FIRE")
-                             if fire_reset and "FIRE" in self.action_meanings else None)
+        fire_action = (self.action_meanings.index("FIRE")
+                       if fire_reset and "FIRE" in self.action_meanings else None)
+        # The game start is ours: AtariPreprocessing would draw 1..noop_max no-ops and
+        # knows no FIRE; ale-py's vector env draws 0..noop_max-1 with FIRE last.
+        self._env = gym.wrappers.AtariPreprocessing(
+            _AleVectorStart(env, noop_max, fire_action), noop_max=0,
+            frame_skip=action_repeat, screen_size=84, terminal_on_life_loss=False,
+            grayscale_obs=True, scale_obs=False)
         self._seed = seed
         self._lives = 0
 
@@ -170,18 +187,6 @@ class AtariGame:
         """Starts a new game; returns its first [84, 84] uint8 frame."""
         frame, info = self._env.reset(seed=self._seed)
         self._seed = None  # Seed once; later games continue the env's RNG stream.
-        # ale-py's AtariVectorEnv (the training backend) starts a game this way, so
-        # the evaluator, which uses this backend, plays the games the agent learned on.
-        draw = (int(self._raw_env.unwrapped.np_random.integers(0, self._noop_max))
-                if self._noop_max > 0 else 0)
-        fire = self._fire_action is not None
-        start = [0] * max(draw - fire, 0) + ([self._fire_action] if fire else [])
-        for action in start:  # Raw frames; their rewards are dropped.
-            _, _, terminated, truncated, info = self._raw_env.step(action)
-            if terminated or truncated:  # As ale-py: a new game, the start goes on.
-                _, info = self._raw_env.reset()
-        if start:
-            frame = _processed_screen(self._raw_env.unwrapped.ale)
         self._lives = int(info.get("lives", 0))
         return frame
 

@@ -160,7 +160,7 @@ def _first_frames(env_id, seed, steps=30):
 # sha256 of the first 31 processed frames with seed 0, sticky 0.25, noop_max 30 and
 # seeded random actions. A change here means the preprocessing changed: scores
 # are not comparable across such a change (dqn_zoo notes resize alone moves them).
-# Changed in 0.3: no-op starts and FIRE follow ale-py's vector env (0..29 frames).
+# Changed 2026-11-22: game starts follow ale-py's vector env (0..29 no-op frames).
 GOLDEN = {
     "ALE/SpaceInvaders-v5": "ed6c2c24ba62d54cbc299c9b102e231eca614ca28fe364a6f697624e26886237",
     "ALE/Pong-v5": "9bb7a28f8a3acfae98226bd75fe7511731a92969a14f252e950fc2c9ebf63396",

@@ -53,7 +53,7 @@ def test_both_backends_start_games_after_the_same_numbers_of_raw_frames(fire_res
     python_starts, vector_starts = set(), set()
     for _ in range(400):  # Seeded once: later resets go on along each stream (no ROM reload).
         python_env.reset()
-        python_starts.add(python_env.games[0]._raw_env.unwrapped.ale.getEpisodeFrameNumber())
+        python_starts.add(python_env.games[0]._env.unwrapped.ale.getEpisodeFrameNumber())
         _, info = vector_env._env.reset()
         vector_starts.add(int(info["episode_frame_number"][0]))
     python_env.close()

@@ -197,7 +197,8 @@ def main(argv):
         pool = threads.set_tf_threads(f.intra_op_threads, jit_compile=False)  # Before TF runs.
         logging.info("TF intra-op threads: %s", pool or "TF's default, one per core")
         result = evaluate(f.saved_model, protocol, episodes=f.episodes, env_name=f.env,
-                          seed=f.seed, video=f.video, video_episodes=f.video_episodes)
+                          seed=f.seed, video=f.video, video_episodes=f.video_episodes,
+                          progress=f.progress)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -237,6 +238,8 @@ def define_flags():
     flags.DEFINE_string("video", None, "Write an MP4 of the raw screen to this path (Atari).")
     flags.DEFINE_integer("video_episodes", 1, "Games recorded into --video.")
     flags.DEFINE_string("output_json", None, "Also write the results as JSON here.")
+    flags.DEFINE_boolean("progress", True, "Show a progress bar of the games played "
+                         "(--noprogress for logs, as for dqn_tf.main).")
     flags.DEFINE_integer("intra_op_threads", 0, "TF threads that split one op, as for "
                          "dqn_tf.main: 0 = auto, 1 on a machine with at most 2 cores (the "
                          "greedy action is fastest there; see BENCHMARKS.md), else TF's default.")

@@ -151,6 +151,7 @@ def test_evaluate_atari_smoke_model_writes_video_and_json(tmp_path, space_invade
     assert (hns["table"], hns["random"], hns["human"]) == ("nature", 148.0, 1652.3)
     assert hns["value"] == pytest.approx((result["mean"] - 148.0) / (1652.3 - 148.0))
     assert "Extended Data Table 2" in proc.stdout
+    assert "1/1 [" in proc.stderr  # The progress bar, on by default.
     capture = cv2.VideoCapture(video)
     assert (capture.get(cv2.CAP_PROP_FRAME_WIDTH), capture.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (
         160, 210)
@@ -170,8 +171,9 @@ def test_evaluate_machado_protocol_with_overrides(tmp_path, space_invaders_model
     # A 400-frame cap (100 agent steps) cuts every game: the override reaches the env.
     proc = run_evaluate(f"--saved_model={space_invaders_model}/saved_model/final",
                         "--protocol=machado", "--episodes=3", "--max_frames_per_episode=400",
-                        "--epsilon=0.5", f"--output_json={report}")
+                        "--epsilon=0.5", f"--output_json={report}", "--noprogress")
     assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "3/3 [" not in proc.stderr and "game]" not in proc.stderr  # --noprogress
     result = json.load(open(report))
     settings = result["settings"]
     assert (result["protocol"], settings["sticky_action_prob"], settings["noop_max"],

@@ -104,9 +104,11 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
     doomed = cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)
     ray.init(address=cluster.address, log_to_driver=False)
     try:
+        # The preset first, so CARTPOLE's overrides hold: a checkpoint every 500 steps leaves
+        # 3,500 steps to go when the node is removed (after the preset, its 10,000 made the
+        # final checkpoint the first, and the run could finish before the node went).
         [spec] = sweep.plan(["CartPole-v1"], [0], "cartpole", str(tmp_path),
-                            [*CARTPOLE[1:], "--flagfile=flags/cartpole.cfg",
-                             "--num_steps=4000"], 4000)
+                            [*CARTPOLE, "--num_steps=4000"], 4000)
         spec = sweep.RunSpec(spec.game, spec.seed, spec.output_dir,
                              tuple(a.replace("flags/cartpole.cfg",
                                              os.path.join(ROOT, "flags", "cartpole.cfg"))

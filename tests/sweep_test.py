@@ -124,7 +124,8 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
             assert time.monotonic() < deadline, "no checkpoint before the node was lost"
             time.sleep(0.1)
         cluster.remove_node(doomed)  # The run's node goes away, its processes with it.
-        assert results.read_progress(spec.output_dir)["state"] == "running"
+        progress = results.read_progress(spec.output_dir)  # None before the first summary.
+        assert progress is None or progress["state"] == "running", progress
         cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)  # Where it goes on.
         sweeper.join(600)
         assert outcome[spec.output_dir]["state"] == "finished", outcome

@@ -2,7 +2,7 @@
 
 from setuptools import setup
 
-MODULES = ["agent", "atari_env", "checkpointing", "config", "distributed", "errors",
+MODULES = ["agent", "atari_env", "augmentation", "checkpointing", "config", "distributed", "errors",
            "evaluate", "export", "history", "main", "networks", "optimizers", "plot",
            "protocols", "ray_cluster", "replay", "replay_store", "results", "run_loop", "schedules",
            "seeding", "sum_tree", "summaries", "sweep", "threads", "timestep", "training"]

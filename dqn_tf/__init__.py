@@ -11,6 +11,7 @@ Modules, in data-flow order:
               quantile heads.
   schedules, seeding, optimizers  epsilon and beta schedules; random streams from
               --seed; the RMSProp / Adam presets.
+  augmentation  DrQ's random shift (and intensity noise) of sampled states, in the update.
   agent       the update step (tf.function); Learner (replay, networks, counters) and
               DqnAgent (a learner and its actor in one process).
   training    a run: restore, outputs, evaluation, checkpoints; shared by the single

@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dqn_tf import networks
+from dqn_tf import augmentation, networks
 from dqn_tf import replay as replay_lib
 from dqn_tf import run_loop, schedules
 from dqn_tf.timestep import TimeStep
@@ -91,7 +91,8 @@ def quantile_huber_loss(target_t: tf.Tensor, quantiles_tm1: tf.Tensor) -> tf.Ten
 def build_update_fn(online_network: keras.Model, target_network: keras.Model,
                     optimizer: keras.optimizers.Optimizer, spec: tf.TensorSpec, *,
                     loss: str = "huber", double_q: bool = False, max_grad_norm: float = 0.0,
-                    jit_compile: bool = False):
+                    augment: str = "none", generator: tf.random.Generator | None = None,
+                    target_is_online: bool = False, jit_compile: bool = False):
     """Returns the compiled update over batches of transitions.
 
     With discount_t = gamma^n, or 0 when the transition hit a terminal within its
@@ -103,6 +104,10 @@ def build_update_fn(online_network: keras.Model, target_network: keras.Model,
         quantile head: y_j = r_t + discount_t * Z_target(s_t, a*)_j          (no gradient)
                        L_b = quantile_huber_loss(y, Z_online(s_tm1, a_tm1))
         loss = mean_b weight_b * L_b
+
+    With `augment` (DrQ, `dqn_tf.augmentation`), s_tm1 and s_t are augmented with
+    independent draws before any network sees them; Q_online(s_t) and Q_target(s_t)
+    see the same augmented s_t.
 
     The loss is a mean over the batch, not Nature's sum: optimizer settings taken
     from a summed-loss source must be rescaled (see `optimizers.PRESETS`). The
@@ -118,6 +123,11 @@ def build_update_fn(online_network: keras.Model, target_network: keras.Model,
         quantile head always uses the quantile Huber loss.
       double_q: the online network picks a*, the target network values it.
       max_grad_norm: clip gradients to this global norm; 0 disables.
+      augment: one of `augmentation.AUGMENTATIONS`.
+      generator: the random draws of `augment` (not needed for "none").
+      target_is_online: the caller syncs the target network after every update, so
+        Q_target(s_t) = Q_online(s_t): computed once, with the online network (the
+        same numbers, one forward pass fewer; with double_q, two fewer).
       jit_compile: compile with XLA.
 
     Returns:
@@ -131,6 +141,18 @@ def build_update_fn(online_network: keras.Model, target_network: keras.Model,
     quantile = len(online_network.output_shape) == 3  # [B, A, N]: the quantile head.
     scalar_batch = tf.TensorSpec([None], tf.float32)
     elementwise_loss = td_loss(loss)
+    online_call, target_call = online_network, target_network
+    if augment != "none":  # The networks after their preprocessing (no variables in it).
+        preprocess, online_call = augmentation.split(online_network)
+        _, target_call = augmentation.split(target_network)
+    if target_is_online:
+        target_call = online_call
+
+    def inputs(states):
+        """The networks' inputs: `states`, or their augmented images."""
+        if augment == "none":
+            return states
+        return augmentation.augment_images(preprocess(states), augment, generator)
 
     def taken(outputs, actions):
         """outputs[b, actions[b]]: [B] Q-values or [B, N] quantiles."""
@@ -139,8 +161,10 @@ def build_update_fn(online_network: keras.Model, target_network: keras.Model,
     @tf.function(input_signature=[spec, tf.TensorSpec([None], tf.int32), scalar_batch,
                                   scalar_batch, spec, scalar_batch], jit_compile=jit_compile)
     def update(s_tm1, a_tm1, r_t, discount_t, s_t, weight_t):
-        target_t = target_network(s_t, training=False)
-        chooser = online_network(s_t, training=False) if double_q else target_t
+        s_tm1, s_t = inputs(s_tm1), inputs(s_t)  # Independent draws.
+        target_t = target_call(s_t, training=False)
+        chooser = (online_call(s_t, training=False) if double_q and not target_is_online
+                   else target_t)
         a_star = tf.argmax(networks.q_values(chooser), axis=1, output_type=tf.int32)
         if quantile:
             y = r_t[:, None] + discount_t[:, None] * taken(target_t, a_star)
@@ -148,7 +172,7 @@ def build_update_fn(online_network: keras.Model, target_network: keras.Model,
             y = r_t + discount_t * taken(target_t, a_star)
         y = tf.stop_gradient(y)
         with tf.GradientTape() as tape:
-            out_tm1 = online_network(s_tm1, training=True)
+            out_tm1 = online_call(s_tm1, training=True)
             if quantile:
                 per_sample = quantile_huber_loss(y, taken(out_tm1, a_tm1))
                 priorities = per_sample
@@ -211,6 +235,7 @@ class Learner:
                  batch_size: int, min_replay_size: int, train_every: int,
                  target_update_period: int, loss: str = "huber", double_q: bool = False,
                  importance_exponent: tuple = (0.0, 0.0, 0), max_grad_norm: float = 0.0,
+                 augment: str = "none", augment_seed: int = 0,
                  jit_compile: bool = False, jit_act: bool = False):
         """Args:
           online_network, target_network: Q-networks with identical architecture.
@@ -225,6 +250,10 @@ class Learner:
           importance_exponent: (start, end, agent steps) of prioritized replay's beta,
             linear from the end of the warm-up.
           max_grad_norm: global-norm gradient clipping; 0 = off.
+          augment: DrQ's augmentation of sampled states, one of
+            `augmentation.AUGMENTATIONS`.
+          augment_seed: seeds the augmentation's draws (a generator checkpointed
+            with the networks).
           jit_compile: XLA-compile the update.
           jit_act: XLA-compile the greedy-action function.
         """
@@ -234,11 +263,20 @@ class Learner:
         self.replay = replay
         state_shape = online_network.input_shape[1:]
         spec = state_spec(state_shape, replay.observation_dtype)
+        self.augment_generator = (tf.random.Generator.from_seed(augment_seed)
+                                  if augment != "none" else None)
+        # With one stream of transitions and a sync at least every `train_every` agent
+        # steps, the target network is synced after every update: it equals the online
+        # network whenever an update reads it (DrQ's target_update_period = 1).
+        self.target_is_online = (replay.num_envs == 1
+                                 and target_update_period <= train_every)
         # The hot path calls concrete functions (traced here, once): this skips
         # tf.function's per-call signature dispatch, 0.1-0.2 ms per call.
         self._update = build_update_fn(online_network, target_network, optimizer, spec,
                                        loss=loss, double_q=double_q,
-                                       max_grad_norm=max_grad_norm,
+                                       max_grad_norm=max_grad_norm, augment=augment,
+                                       generator=self.augment_generator,
+                                       target_is_online=self.target_is_online,
                                        jit_compile=jit_compile).get_concrete_function()
         self._sync_target = build_sync_fn(online_network, target_network)
         self.greedy_actions = build_greedy_fn(online_network, spec,
@@ -324,8 +362,11 @@ class Learner:
 
     def trackables(self) -> dict:
         """TF objects a `tf.train.Checkpoint` must hold to restore learning."""
-        return dict(online_network=self.online_network, target_network=self.target_network,
-                    optimizer=self.optimizer)
+        objects = dict(online_network=self.online_network,
+                       target_network=self.target_network, optimizer=self.optimizer)
+        if self.augment_generator is not None:
+            objects["augment_generator"] = self.augment_generator
+        return objects
 
     def get_state(self) -> dict:
         """JSON-serialisable counters and RNG state (networks go via `trackables`)."""

@@ -28,6 +28,7 @@ RESUMABLE_FIELDS = frozenset({
 LOSSES = ["huber", "mse"]  # agent.LOSSES (tests/config_test.py checks they agree).
 HEADS = ["plain", "quantile"]
 ENCODERS = ["nature", "impala"]  # networks.ENCODERS (checked as LOSSES is)
+AUGMENTATIONS = ["none", "shift", "shift_intensity"]  # augmentation.AUGMENTATIONS (likewise)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +70,7 @@ class Config:
     head: str = "plain"  # plain: Q-values | quantile: QR-DQN quantiles
     num_quantiles: int = 200  # quantiles of the quantile head
     encoder: str = "nature"  # image encoder: nature | impala
+    augment: str = "none"  # DrQ's augmentation of sampled states: none | shift | shift_intensity
     prioritized: bool = False  # proportional prioritized replay
     priority_exponent: float = 0.6  # alpha: p = (priority + priority_epsilon)^alpha
     priority_epsilon: float = 1e-6  # added to every priority
@@ -188,6 +190,11 @@ def _define_flags():
                      "(Dopamine's QR-DQN: 200).")
     f.DEFINE_enum("encoder", d.encoder, ENCODERS, "Image encoder: nature (Mnih et al., "
                   "2015) or impala (the ResNet of Espeholt et al., 2018, as Dopamine's).")
+    f.DEFINE_enum("augment", d.augment, AUGMENTATIONS, "Augmentation of sampled image "
+                  "states in the update (DrQ, Kostrikov et al., 2020): shift: pad 4 pixels "
+                  "by replicating the edge, crop 84x84 at a random offset, per state, s and "
+                  "s' drawn independently; shift_intensity: then scale each state by "
+                  "1 + 0.05 clip(N(0,1), -2, 2), as Dopamine's atari_100k DrQ.")
     f.DEFINE_boolean("prioritized", d.prioritized, "Proportional prioritized replay (Schaul "
                      "et al., 2016) with importance weights in the loss.")
     f.DEFINE_float("priority_exponent", d.priority_exponent, "alpha: priorities are "
@@ -291,6 +298,7 @@ def validate(config: Config) -> Config:
     need(config.loss in LOSSES, "loss", f"one of {LOSSES}")
     need(config.head in HEADS, "head", f"one of {HEADS}")
     need(config.encoder in ENCODERS, "encoder", f"one of {ENCODERS}")
+    need(config.augment in AUGMENTATIONS, "augment", f"one of {AUGMENTATIONS}")
     need(config.num_quantiles >= 1, "num_quantiles", "at least 1")
     need(config.head != "quantile" or config.loss == "huber", "loss",
          "huber with --head=quantile (its loss is the quantile Huber loss)")

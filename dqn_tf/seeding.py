@@ -5,7 +5,8 @@ Every stream is derived with `np.random.SeedSequence` from a key
     (--seed, purpose, index, generation)
 
   purpose     what consumes it: the training envs, the actor's exploration, the replay
-              sampler, network initialisation, the evaluation envs and actor
+              sampler, network initialisation, the evaluation envs and actor, the
+              update's image augmentation
   index       which env of a batch (0 for single streams)
   generation  the agent step at which the stream (re)starts: 0 for a new run, the
               checkpoint's step when a resume restarts the games, the step of an
@@ -25,7 +26,8 @@ vector env (int32 seeds, -1 meaning "unseeded") and for gymnasium.
 import numpy as np
 
 # Purpose codes are part of every key: never renumber them (runs would change).
-PURPOSES = {"env": 1, "actor": 2, "replay": 3, "network": 4, "eval_env": 5, "eval_actor": 6}
+PURPOSES = {"env": 1, "actor": 2, "replay": 3, "network": 4, "eval_env": 5, "eval_actor": 6,
+            "augment": 7}
 
 
 def seed_sequence(seed: int, purpose: str, index: int = 0,

@@ -76,8 +76,9 @@ def build_learner(config: config_lib.Config, observation_shape: tuple, observati
         importance_exponent=(
             (config.importance_exponent_start, config.importance_exponent_end,
              config.importance_exponent_steps) if config.prioritized else (0.0, 0.0, 0)),
-        max_grad_norm=config.max_grad_norm, jit_compile=config.jit_compile,
-        jit_act=config.jit_act)
+        max_grad_norm=config.max_grad_norm, augment=config.augment,
+        augment_seed=seeding.int_seed(config.seed, "augment"),
+        jit_compile=config.jit_compile, jit_act=config.jit_act)
 
 
 def build_agent(config: config_lib.Config, env) -> agent_lib.DqnAgent:

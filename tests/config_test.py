@@ -125,6 +125,25 @@ def test_atari100k_preset_is_dopamine_der_gin():
     assert (c.head, c.num_quantiles) == ("quantile", 51)  # DER: C51's 51 atoms.
 
 
+def test_drq_eps_preset_is_dopamine_drq_eps_gin():
+    c = preset_config("drq_eps.cfg")
+    # dopamine/labs/atari_100k/configs/DrQ_eps.gin, atari_100k_rainbow_agent.py and
+    # atari_100k_runner.py at google/dopamine@5873f54.
+    assert (c.num_steps, c.train_every, c.n_step, c.min_replay_size,
+            c.target_update_period, c.batch_size, c.gamma) == (
+        100_000, 1, 10, 1_600, 1, 32, 0.99)
+    assert (c.optimizer, c.learning_rate, c.optimizer_epsilon, c.loss) == (
+        "adam", 1e-4, 1.5e-4, "huber")
+    assert (c.dueling, c.double_q, c.prioritized, c.head) == (True, True, False, "plain")
+    assert c.augment == "shift_intensity"  # data_augmentation=True: drq_image_augmentation.
+    assert (c.epsilon_start, c.epsilon_end, c.epsilon_decay_steps, c.eval_epsilon) == (
+        1.0, 0.01, 5_000, 0.001)
+    assert (c.sticky_action_prob, c.life_loss_terminal, c.noop_max, c.reward_clip,
+            c.max_frames_per_episode) == (0.0, True, 30, 1.0, 108_000)
+    # MaxEpisodeEvalRunner.num_eval_episodes = 100, after training.
+    assert (c.eval_every, c.eval_episodes, c.eval_steps) == (100_000, 100, 0)
+
+
 def test_pong_preset_is_lapans_chapter_6_dqn():
     c = preset_config("pong.cfg")
     # Chapter06/02_dqn_pong.py at PacktPublishing/Deep-Reinforcement-Learning-Hands-On@10cd897.
@@ -140,9 +159,10 @@ def test_pong_preset_is_lapans_chapter_6_dqn():
 
 
 def test_flag_choices_are_what_the_library_accepts():
-    from dqn_tf import agent, networks, optimizers
+    from dqn_tf import agent, augmentation, networks, optimizers
     assert tuple(config_lib.LOSSES) == agent.LOSSES
     assert tuple(config_lib.ENCODERS) == tuple(networks.ENCODERS)
+    assert tuple(config_lib.AUGMENTATIONS) == augmentation.AUGMENTATIONS
     assert set(config_lib._OPTIMIZER_NAMES) == set(optimizers.PRESETS)
 
 

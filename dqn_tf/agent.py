@@ -266,8 +266,10 @@ class Learner:
         self.augment_generator = (tf.random.Generator.from_seed(augment_seed)
                                   if augment != "none" else None)
         # With one stream of transitions and a sync at least every `train_every` agent
-        # steps, the target network is synced after every update: it equals the online
-        # network whenever an update reads it (DrQ's target_update_period = 1).
+        # steps, the target network would be synced after every update: it would equal
+        # the online network whenever an update reads it (DrQ's target_update_period =
+        # 1). The update then reads the online network instead, and the target's copy
+        # is made only for checkpoints (`before_checkpoint`).
         self.target_is_online = (replay.num_envs == 1
                                  and target_update_period <= train_every)
         # The hot path calls concrete functions (traced here, once): this skips
@@ -326,8 +328,15 @@ class Learner:
             self._update_credit -= self._train_every
             self.learn_once()
         if self.agent_steps >= (self.target_syncs + 1) * self._target_update_period:
-            self._sync_target()
+            if not self.target_is_online:  # Else no update reads the target's variables.
+                self._sync_target()
             self.target_syncs += 1
+
+    def before_checkpoint(self) -> None:
+        """Makes the target network what it stands for before it is saved: with
+        `target_is_online` the update never reads it, so it is copied only here."""
+        if self.target_is_online:
+            self._sync_target()
 
     def learn_once(self) -> np.ndarray:
         """One gradient update on a fresh batch; returns the [4] metrics."""

@@ -19,7 +19,7 @@ _OPTIMIZER_NAMES = ["rmsprop", "nature_rmsprop", "adam"]
 # Fields that may change when a run is resumed: they steer how long and how
 # often, not what is learned.
 RESUMABLE_FIELDS = frozenset({
-    "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes",
+    "num_steps", "output_dir", "overwrite", "eval_every", "eval_episodes", "eval_envs",
     "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
     "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act", "intra_op_threads",
     "eval_steps", "stop_at_train_return", "actor_chunk_steps", "actor_sync_updates",
@@ -87,6 +87,7 @@ class Config:
     intra_op_threads: int = 0  # TF threads splitting one op (0 = auto, see threads.set_tf_threads)
     eval_every: int = 250_000  # agent steps between evaluations (0 = never)
     eval_episodes: int = 10  # full games per evaluation
+    eval_envs: int = 1  # evaluation games played side by side (each env its share)
     eval_steps: int = 0  # if > 0: full games until they add up to this many agent steps
     eval_epsilon: float = 0.05  # exploration during evaluation
     stop_at_eval_return: float | None = None  # stop once eval mean return >= this
@@ -230,6 +231,9 @@ def _define_flags():
     f.DEFINE_integer("eval_every", d.eval_every, "Agent steps between evaluations (0 = never).")
     f.DEFINE_integer("eval_episodes", d.eval_episodes, "Full games per evaluation (when "
                      "--eval_steps is 0).")
+    f.DEFINE_integer("eval_envs", d.eval_envs, "Evaluation envs stepped in lockstep, with "
+                     "batched actions; each plays its share of --eval_episodes games (its "
+                     "first ones: an even split, so short games are not favoured).")
     f.DEFINE_integer("eval_steps", d.eval_steps, "If > 0, each evaluation plays full games "
                      "until they add up to at least this many agent steps, the last one to its "
                      "end (Dopamine's Runner: 125,000), and reports their mean return.")
@@ -276,13 +280,16 @@ def validate(config: Config) -> Config:
     for name in ("num_steps", "num_envs", "action_repeat", "history_length", "replay_capacity",
                  "actor_chunk_steps", "actor_sync_updates",
                  "batch_size", "n_step", "train_every", "target_update_period",
-                 "eval_episodes", "checkpoint_every", "keep_checkpoints", "summary_every"):
+                 "eval_episodes", "eval_envs", "checkpoint_every", "keep_checkpoints",
+                 "summary_every"):
         need(getattr(config, name) >= 1, name, "at least 1")
     need(config.actor_cpus > 0, "actor_cpus", "positive")
     for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every",
                  "num_actors",
                  "eval_steps", "intra_op_threads", "seed", "importance_exponent_steps"):
         need(getattr(config, name) >= 0, name, "0 or more")
+    need(config.eval_envs == 1 or config.eval_steps == 0, "eval_envs",
+         "1 with --eval_steps (a step budget keeps the first games to end)")
     need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
          f"at least --action_repeat ({config.action_repeat})")
     need(0.0 <= config.sticky_action_prob <= 1.0, "sticky_action_prob", "in [0, 1]")

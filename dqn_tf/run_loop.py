@@ -171,6 +171,14 @@ class EpisodeTracker:
                 for e in np.flatnonzero(timestep.last)]
 
 
+def env_quotas(num_episodes: int, num_envs: int) -> np.ndarray:
+    """[E] games each env plays so that they add up to `num_episodes`: as even as can
+    be, the first envs taking one more."""
+    quotas = np.full(num_envs, num_episodes // num_envs)
+    quotas[:num_episodes % num_envs] += 1
+    return quotas
+
+
 def run_episodes(actor: EpsilonGreedyActor, env, epsilon: float, *, num_episodes: int = 0,
                  min_agent_steps: int = 0, should_stop: Callable[[], bool] | None = None,
                  on_episode: Callable[[Episode], None] | None = None,
@@ -180,33 +188,40 @@ def run_episodes(actor: EpsilonGreedyActor, env, epsilon: float, *, num_episodes
     Args:
       actor, env: who plays, and where (its games start with a reset).
       epsilon: probability of a random action.
-      num_episodes: stop once this many games have ended (with several envs, the
-        first to end are kept).
+      num_episodes: play this many games. With several envs, env e plays its first
+        `env_quotas(num_episodes, E)[e]` games and the games it plays after them are
+        not kept: keeping the first games to end, whichever env played them, would
+        favour short games (a policy's long games, often its best, would be left out).
       min_agent_steps: if > 0, instead stop once the games that ended add up to at
         least this many agent steps; the game that crosses it is played to its end
         (Dopamine's `Runner._run_one_phase`, after Machado et al., 2018).
       should_stop: checked every agent step; when it returns True, play stops.
-      on_episode: called with each `Episode` as it ends.
+      on_episode: called with each kept `Episode` as it ends.
       on_timestep: called with every `TimeStep` (e.g. to record video).
 
     Returns:
-      The episodes, or None if `should_stop` ended play first.
+      The episodes, in the order they ended, or None if `should_stop` ended play first.
     """
     if (num_episodes > 0) == (min_agent_steps > 0):
         raise ValueError("pass exactly one of num_episodes and min_agent_steps")
     tracker = EpisodeTracker(env.num_envs)
+    quotas = env_quotas(num_episodes, env.num_envs) if num_episodes else None
     episodes, steps = [], 0
     for timestep, _ in run_loop(lambda ts: actor.step(ts, epsilon), env):
         if on_timestep is not None:
             on_timestep(timestep)
         for episode in tracker.observe(timestep):
+            if quotas is not None:
+                if quotas[episode.env_index] == 0:
+                    continue
+                quotas[episode.env_index] -= 1
             episodes.append(episode)
             steps += episode.length
             if on_episode is not None:
                 on_episode(episode)
         if min_agent_steps and steps >= min_agent_steps:
             return episodes
-        if num_episodes and len(episodes) >= num_episodes:
-            return episodes[:num_episodes]
+        if quotas is not None and not quotas.any():
+            return episodes
         if should_stop is not None and should_stop():
             return None

@@ -17,16 +17,32 @@ lock keeps a second writer out), and a run whose node is lost is retried on anot
 A run that exits 75 (stopped by a signal) is retried too; any other failure is
 reported with the run's last error line and not retried.
 
+SIGTERM or Ctrl-C stops the sweep cleanly: each running run is sent SIGTERM, writes a
+checkpoint and exits 75, and the sweep exits 75 once they all have; the same command
+resumes it. A finished run's saved replay (about 7 KB per transition, only needed to
+train past --num_steps) and all but its newest checkpoint are deleted
+(--noprune_finished keeps them): 26 Atari-100k games x 3 seeds would otherwise keep
+55 GB of replay.
+
+Each run's TensorFlow gets --cpus_per_run inter-op threads (TF_NUM_INTEROP_THREADS,
+unless set): TF's default, one per core, lets runs that share a machine contend.
+
 While it runs, a table shows one line per run: state, agent step, latest evaluation
-and steps/s. At the end it writes <output_root>/sweep_summary.json and the learning
-curves of all runs (<output_root>/curves.png, `dqn_tf.plot`).
+and steps/s. At the end it writes <output_root>/sweep_summary.json, the learning
+curves of all runs (<output_root>/curves.png, `dqn_tf.plot`) and <output_root>/scores.csv:
+one row per finished run, its final evaluation and what the run cost (`SCORE_COLUMNS`),
+what `dqn_tf.report` reads.
 """
 
+import csv
 import dataclasses
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import time
 
 from absl import app, flags
 
@@ -38,6 +54,13 @@ from dqn_tf.errors import UserInputError
 # Set by the sweep for each run, never passed through from the sweep's own flags.
 _PER_RUN_FLAGS = ("env", "seed", "output_dir", "progress", "overwrite", "ray_address")
 SWEEP_FLAGS = "sweep_flags.json"  # In each run directory: the flags the sweep ran it with.
+SCORES = "scores.csv"  # In --output_root: one row per finished run.
+# game: ALE short name; agent_steps, episodes, mean_return: the final evaluation's;
+# wall_seconds: the run's running time, evaluations included, summed over its processes
+# (each resumed from a checkpoint); eval_seconds: its evaluations' time; steps_per_second:
+# agent steps per second of training (wall_seconds less eval_seconds).
+SCORE_COLUMNS = ("game", "seed", "agent_steps", "episodes", "mean_return", "wall_seconds",
+                 "eval_seconds", "steps_per_second")
 _EXIT_STOPPED_BY_SIGNAL = 75  # main.EXIT_STOPPED_BY_SIGNAL (main imports TF: not here).
 
 
@@ -54,6 +77,16 @@ class RunSpec:
 
 class RunInterrupted(Exception):
     """The run stopped before --num_steps (a signal, exit 75): retry it."""
+
+
+class SweepStop:
+    """SIGINT/SIGTERM to the sweep: stop its runs with checkpoints, then exit 75."""
+
+    def __init__(self):
+        self.requested = False
+
+    def __call__(self, signum, frame):
+        self.requested = True
 
 
 def run_directory(output_root: str, preset: str, game: str, seed: int) -> str:
@@ -92,8 +125,11 @@ def is_finished(spec: RunSpec) -> bool:
         return False
 
 
-def train_one(spec: RunSpec) -> dict:
+def train_one(spec: RunSpec, inter_op_threads: int = 1) -> dict:
     """Runs one training process to its end (inside a Ray task); returns its outcome.
+
+    `ray.cancel` (the sweep was asked to stop) raises KeyboardInterrupt here: the
+    process is sent SIGTERM and waited for (it checkpoints and exits 75) first.
 
     Raises:
       RunInterrupted: it was stopped by a signal (exit 75); Ray retries the task.
@@ -109,16 +145,28 @@ def train_one(spec: RunSpec) -> dict:
         # The training process dies with this Ray worker, as it would with its node:
         # dqn_tf.main asks the kernel for SIGKILL when its parent goes.
         source_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        proc = subprocess.run(spec.command, stdout=log, stderr=subprocess.STDOUT,
-                              env=dict(os.environ, DQN_TF_PARENT_PID=str(os.getpid())),
-                              cwd=source_root if os.path.isdir(source_root) else None)
-    if proc.returncode == _EXIT_STOPPED_BY_SIGNAL:
+        env = dict(os.environ, DQN_TF_PARENT_PID=str(os.getpid()))
+        env.setdefault("TF_NUM_INTEROP_THREADS", str(inter_op_threads))
+        proc = subprocess.Popen(spec.command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=source_root if os.path.isdir(source_root) else None)
+        try:
+            returncode = None
+            while returncode is None:  # Ray's KeyboardInterrupt lands between waits.
+                try:
+                    returncode = proc.wait(timeout=0.5)
+                except subprocess.TimeoutExpired:
+                    pass
+        except KeyboardInterrupt:  # ray.cancel: the sweep is stopping.
+            proc.send_signal(signal.SIGTERM)
+            proc.wait()
+            raise
+    if returncode == _EXIT_STOPPED_BY_SIGNAL:
         raise RunInterrupted(f"{spec.output_dir} was stopped by a signal")
-    if proc.returncode != 0:
+    if returncode != 0:
         with open(log_path) as log:
             errors = [line.strip() for line in log if line.startswith("error:")]
-        return {"state": "failed", "returncode": proc.returncode,
-                "error": errors[-1] if errors else f"exit {proc.returncode}, see {log_path}"}
+        return {"state": "failed", "returncode": returncode,
+                "error": errors[-1] if errors else f"exit {returncode}, see {log_path}"}
     with open(flags_path, "w") as f:  # What makes a rerun skip it.
         json.dump(_run_flags(spec), f)
     return {"state": "finished", "returncode": 0}
@@ -148,13 +196,40 @@ def runs_that_fit(resources: dict, cpus_per_run: float, gpus_per_run: float,
     return fit
 
 
-def _table(specs: list, states: dict) -> str:
+def prune_finished(output_dir: str) -> int:
+    """Deletes a finished run's saved replay and all but its newest checkpoint; returns
+    the bytes freed. Its results, TensorBoard, SavedModels and newest checkpoint stay:
+    training it further (a larger --num_steps) resumes with an empty replay, refilling
+    --min_replay_size transitions first, as after --nocheckpoint_replay."""
+    checkpoints = os.path.join(output_dir, "checkpoints")
+    names = sorted(n for n in os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
+    complete = [n for n in names if n.startswith("ckpt-") and "." not in n]
+    doomed = [n for n in names if n not in complete[-1:]]
+    freed = 0
+    for name in doomed:
+        path = os.path.join(checkpoints, name)
+        for root, _, files in os.walk(path):
+            freed += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if complete:  # Its replay record names chunks that are gone: drop it too.
+        record = os.path.join(checkpoints, complete[-1], "replay.json")
+        if os.path.exists(record):
+            freed += os.path.getsize(record)
+            os.remove(record)
+    return freed
+
+
+def _table(specs: list, states: dict, started: float = 0.0) -> str:
     lines = [f"{'run':<40} {'state':<10} {'agent step':>12} {'latest eval':>12} "
              f"{'steps/s':>8}"]
     for spec in specs:
         progress = results.read_progress(spec.output_dir) or {}
         state = states[spec.output_dir]
-        if state == "running" and not progress:
+        log = os.path.join(spec.output_dir, "sweep_run.log")
+        if state == "running" and not (os.path.exists(log) and
+                                       os.path.getmtime(log) >= started):
+            state = "queued"  # Launched, but Ray has not started it yet.
+        elif state == "running" and progress.get("agent_steps") is None:
             state = "starting"
         step = progress.get("agent_steps")
         evaluation = progress.get("last_eval_return")
@@ -169,13 +244,18 @@ def _table(specs: list, states: dict) -> str:
 
 def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
               max_retries: int = 3, poll_seconds: float = 10.0, show=print,
-              max_running: int | None = None) -> dict:
+              max_running: int | None = None, stop: SweepStop | None = None,
+              prune: bool = False) -> dict:
     """Runs every spec not finished yet as a Ray task (Ray must be initialised), at most
     `max_running` at once (default: as many as Ray places); returns {output_dir: outcome
-    dict}. Shows the table whenever a state changes, and every few polls."""
+    dict}. Shows the table whenever a state changes, and every few polls. When `stop`
+    is requested, the running runs are stopped with checkpoints ("stopped") and the
+    queued ones left ("not started"). With `prune`, `prune_finished` each finished run."""
     import ray  # The sweep is the part of dqn_tf that needs Ray.
     task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                       retry_exceptions=[RunInterrupted])(train_one)
+    inter_op_threads = max(1, int(cpus_per_run))
+    started = time.time()
     states, outcomes, pending, queued = {}, {}, {}, []
     for spec in specs:
         if is_finished(spec):
@@ -189,30 +269,72 @@ def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
         while queued and (max_running is None or len(pending) < max_running):
             spec = queued.pop(0)
             states[spec.output_dir] = "running"
-            pending[task.remote(spec)] = spec
+            pending[task.remote(spec, inter_op_threads)] = spec
 
     launch()
-    show(_table(specs, states))
-    polls = 0
+    show(_table(specs, states, started))
+    polls, stopping = 0, False
     while pending:
-        done, _ = ray.wait(list(pending), num_returns=1, timeout=poll_seconds)
+        if stop is not None and stop.requested and not stopping:
+            stopping = True
+            show("sweep: stopping: each running run writes a checkpoint and exits")
+            for spec in queued:
+                states[spec.output_dir] = "not started"
+                outcomes[spec.output_dir] = {"state": "not started"}
+            queued.clear()
+            for ref in pending:
+                ray.cancel(ref)  # train_one sends its process SIGTERM and waits.
+        done, _ = ray.wait(list(pending), num_returns=1,
+                           timeout=1.0 if stop is not None else poll_seconds)
         polls += 1
         for ref in done:
             spec = pending.pop(ref)
             try:
                 outcome = ray.get(ref)
             except Exception as error:  # noqa: BLE001 - retries exhausted, node lost, ...
-                outcome = {"state": "failed", "error": str(error).strip().splitlines()[-1]}
+                outcome = ({"state": "stopped"} if stopping else
+                           {"state": "failed", "error": str(error).strip().splitlines()[-1]})
+            if outcome["state"] == "finished" and prune:
+                outcome["pruned_bytes"] = prune_finished(spec.output_dir)
             outcomes[spec.output_dir] = outcome
             states[spec.output_dir] = outcome["state"]
         launch()
-        if done or polls % 6 == 0:
-            show(_table(specs, states))
+        if done or polls % (6 if stop is None else 60) == 0:
+            show(_table(specs, states, started))
     return outcomes
 
 
+def score_row(spec: RunSpec) -> dict | None:
+    """The `SCORE_COLUMNS` of a finished run (its evaluation at --num_steps), or None."""
+    progress = results.read_progress(spec.output_dir) or {}
+    finals = [r for r in results.read_evaluations(spec.output_dir)
+              if r.get("agent_steps", 0) >= spec.num_steps]
+    if progress.get("state") != "finished" or not finals:
+        return None
+    final = finals[-1]
+    wall = progress.get("run_seconds")
+    evals = sum(r.get("seconds", 0.0) for r in results.read_evaluations(spec.output_dir))
+    return {"game": spec.game, "seed": spec.seed, "agent_steps": final["agent_steps"],
+            "episodes": len(final["returns"]), "mean_return": final["mean"],
+            "wall_seconds": wall, "eval_seconds": round(evals, 1),
+            "steps_per_second": (round(progress["agent_steps"] / (wall - evals), 2)
+                                 if wall and wall > evals else None)}
+
+
+def write_scores(specs: list, path: str) -> int:
+    """Writes the finished runs' `score_row`s to `path` (CSV); returns how many."""
+    rows = [row for row in map(score_row, specs) if row is not None]
+    with open(path + ".tmp", "w", newline="") as f:
+        writer = csv.DictWriter(f, SCORE_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(path + ".tmp", path)
+    return len(rows)
+
+
 def summarise(specs: list, outcomes: dict, output_root: str, window: tuple) -> dict:
-    """Writes sweep_summary.json and curves.png over every run; returns the summary."""
+    """Writes sweep_summary.json, curves.png and scores.csv over every run; returns the
+    summary."""
     summary = []
     for spec in specs:
         progress = results.read_progress(spec.output_dir) or {}
@@ -227,6 +349,7 @@ def summarise(specs: list, outcomes: dict, output_root: str, window: tuple) -> d
         summary.append(entry)
     with open(os.path.join(output_root, "sweep_summary.json"), "w") as f:
         json.dump({"window_frames": list(window), "runs": summary}, f, indent=1)
+    write_scores(specs, os.path.join(output_root, SCORES))
     runs = [plot.load_run(s.output_dir) for s in specs
             if os.path.exists(os.path.join(s.output_dir, "config.json"))]
     if runs:
@@ -304,21 +427,29 @@ def main(argv):
                 address = f"--ray_address={ray_cluster.address_for_children(ray)}"
                 specs = [dataclasses.replace(s, command=s.command + (address,))
                          for s in specs]
+            stop = SweepStop()
+            for signum in (signal.SIGINT, signal.SIGTERM):  # ray.init installed its own.
+                signal.signal(signum, stop)
             outcomes = run_sweep(specs, cpus_per_run=f.cpus_per_run,
                                  gpus_per_run=f.gpus_per_run, max_retries=f.max_retries,
-                                 max_running=max_running if f.num_actors > 0 else None)
+                                 max_running=max_running if f.num_actors > 0 else None,
+                                 stop=stop, prune=f.prune_finished)
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         finally:
             ray.shutdown()
     summary = summarise(specs, outcomes, f.output_root, (low, high))
+    if any(o.get("state") in ("stopped", "not started") for o in outcomes.values()):
+        print("sweep: stopped by a signal, its running runs checkpointed: rerun the same "
+              "command to resume", file=sys.stderr)
+        sys.exit(_EXIT_STOPPED_BY_SIGNAL)
     failed = [r for r in summary["runs"] if r.get("state") == "failed"]
     skipped = sum(1 for r in summary["runs"] if r.get("state", "").startswith("skipped"))
     print(f"sweep: {len(specs) - len(failed)} of {len(specs)} runs finished ({skipped} "
           f"skipped: finished before); "
           f"{os.path.join(f.output_root, 'sweep_summary.json')}, "
-          f"{os.path.join(f.output_root, 'curves.png')}")
+          f"{os.path.join(f.output_root, 'curves.png')}, {os.path.join(f.output_root, SCORES)}")
     for run in failed:
         print(f"failed: {run['output_dir']}: {run.get('error')}", file=sys.stderr)
     sys.exit(1 if failed else 0)
@@ -335,6 +466,9 @@ def define_flags():
     flags.DEFINE_float("gpus_per_run", 0, "GPUs Ray reserves for each run.")
     flags.DEFINE_integer("max_retries", 3, "Times Ray retries a run that was stopped by a "
                          "signal or lost with its node.")
+    flags.DEFINE_boolean("prune_finished", True, "Delete a finished run's saved replay and "
+                         "all but its newest checkpoint (keep them to train it further "
+                         "with its replay).")
     flags.DEFINE_string("window", "1000000:2000000", "FROM_FRAMES:TO_FRAMES of the mean "
                         "training return in the summary.")
 

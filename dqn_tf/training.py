@@ -182,13 +182,17 @@ class RunOutputs:
     """
 
     def __init__(self, config: config_lib.Config, learner: agent_lib.Learner,
-                 restart_step: int, recent_returns: list):
+                 restart_step: int, recent_returns: list, run_seconds_before: float = 0.0):
         """Args:
           config: the run's config.
           learner: for its counters, metrics and replay size.
           restart_step: the checkpoint's step, or -1 for a new run.
           recent_returns: the last (up to 100) training games' returns, from the checkpoint.
+          run_seconds_before: the running time of the processes before this one, up to
+            the checkpoint it resumes from.
         """
+        self._started = time.perf_counter()
+        self._run_seconds_before = run_seconds_before
         self._config = config
         self._learner = learner
         logdir = os.path.join(config.output_dir, "tensorboard")
@@ -212,6 +216,12 @@ class RunOutputs:
         self._next_summary = _next_multiple(learner.agent_steps, config.summary_every)
         self._last_time, self._last_steps = time.perf_counter(), learner.agent_steps
         self.steps_per_second = 0.0
+
+    def run_seconds(self) -> float:
+        """The run's running time: this process's, plus the earlier processes' up to the
+        checkpoint this one resumed from (time a killed process spent past its last
+        checkpoint is not counted: that work is redone, and counted, here)."""
+        return self._run_seconds_before + time.perf_counter() - self._started
 
     def game_ended(self, steps: int, episode: run_loop.Episode) -> None:
         self.recent_returns.append(episode.episode_return)
@@ -251,7 +261,7 @@ class RunOutputs:
         self.bar.update(steps - self.bar.n)
         self._next_summary = _next_multiple(steps, config.summary_every)
 
-    def evaluation(self, steps: int, returns: np.ndarray) -> None:
+    def evaluation(self, steps: int, returns: np.ndarray, seconds: float) -> None:
         config = self._config
         mean, std = float(returns.mean()), float(returns.std())
         self.writer.scalars(steps, {"Eval/AverageReturns": mean, "Eval/StdReturns": std})
@@ -260,8 +270,10 @@ class RunOutputs:
             "returns": returns.tolist(), "mean": mean, "std": std,
             "protocol": "training env", "epsilon": config.eval_epsilon,
             "episodes": config.eval_episodes, "min_agent_steps": config.eval_steps,
+            "envs": config.eval_envs,
             "sticky_action_prob": config.sticky_action_prob, "noop_max": config.noop_max,
-            "max_frames_per_episode": config.max_frames_per_episode})
+            "max_frames_per_episode": config.max_frames_per_episode,
+            "seconds": round(seconds, 1)})
         self.bar.write(f"eval at step {steps:,}: return {mean:.1f} +- {std:.1f} over "
                        f"{len(returns)} games")
 
@@ -272,7 +284,7 @@ class RunOutputs:
             "epsilon": epsilon, **last_eval,
             "recent_train_return": (float(np.mean(self.recent_returns))
                                     if self.recent_returns else None),
-            "time": time.time()})
+            "run_seconds": round(self.run_seconds(), 1), "time": time.time()})
 
     def flush(self) -> None:
         """Every point logged so far is on disk (before a checkpoint is)."""
@@ -320,7 +332,8 @@ class Evaluator:
         self._run_state = run_state
         self._export_policy = export_policy
         self._stop = stop
-        self.env = build_env(config, seeding.int_seeds(config.seed, "eval_env", 1))
+        self.env = build_env(config, seeding.int_seeds(config.seed, "eval_env",
+                                                       config.eval_envs))
 
     def owed(self, steps: int) -> bool:
         return not self._stop.requested and evaluation_owed(
@@ -354,14 +367,16 @@ class Evaluator:
                   else f"{config.eval_episodes} games")
         self._outputs.bar.write(f"evaluating at step {steps:,}: {budget}, epsilon "
                                 f"{config.eval_epsilon}")
+        started = time.perf_counter()
         returns = self.play(steps)
         if returns is None:
             self._outputs.bar.write(f"evaluation at step {steps:,} stopped by a signal: the "
                                     "resumed run redoes it")
             return None
-        mean = float(returns.mean())
-        self._run_state.update(last_eval_return=mean, last_eval_step=steps)
-        self._outputs.evaluation(steps, returns)
+        mean, seconds = float(returns.mean()), time.perf_counter() - started
+        self._run_state.update(last_eval_return=mean, last_eval_step=steps,
+                               eval_seconds=self._run_state["eval_seconds"] + seconds)
+        self._outputs.evaluation(steps, returns, seconds)
         best = self._run_state["best_eval_return"]
         if best is None or mean > best:
             self._run_state["best_eval_return"] = mean
@@ -404,7 +419,7 @@ class Bookkeeping:
         self.epsilon = epsilon or (lambda: epsilon_schedule(config, learner.agent_steps))
         restart_step = learner.agent_steps if run_state.get("restored") else -1
         self.outputs = RunOutputs(config, learner, restart_step,
-                                  run_state["recent_train_returns"])
+                                  run_state["recent_train_returns"], run_state["run_seconds"])
         self.evaluator = Evaluator(config, learner, self.outputs, run_state,
                                    self.export_policy, stop)
         self._next_checkpoint = _next_multiple(learner.agent_steps, config.checkpoint_every)
@@ -460,11 +475,13 @@ class Bookkeeping:
     def save_checkpoint(self) -> str:
         learner = self.learner
         self.run_state["recent_train_returns"] = list(self.outputs.recent_returns)
+        self.run_state["run_seconds"] = self.outputs.run_seconds()
         run = {k: v for k, v in self.run_state.items() if k != "restored"}
         state = {"version": STATE_VERSION, "agent": dict(learner.get_state(),
                                                          **self._actor_state()),
                  "run": run, "config": dataclasses.asdict(self.config)}
         self.outputs.flush()  # Every point up to this step is on disk before the checkpoint.
+        learner.before_checkpoint()
         try:
             return self.checkpointer.save(learner.agent_steps, state)
         except (OSError, tf.errors.OpError) as error:
@@ -501,7 +518,9 @@ class Bookkeeping:
                 "stopped_by_signal": self.stop.requested,
                 "last_eval_return": self.run_state["last_eval_return"],
                 "best_eval_return": self.run_state["best_eval_return"],
-                "recent_train_return": float(np.mean(recent)) if recent else None}
+                "recent_train_return": float(np.mean(recent)) if recent else None,
+                "run_seconds": round(self.outputs.run_seconds(), 1),
+                "eval_seconds": round(self.run_state["eval_seconds"], 1)}
 
     def close(self) -> None:
         self.outputs.close()
@@ -536,7 +555,8 @@ def train(config: config_lib.Config) -> dict:
 def new_run_state(restored: dict | None) -> dict:
     """The run's own state: defaults, updated from a restored checkpoint's."""
     run_state = {"best_eval_return": None, "last_eval_return": None, "last_eval_step": None,
-                 "recent_train_returns": [], "restored": restored is not None}
+                 "recent_train_returns": [], "run_seconds": 0.0, "eval_seconds": 0.0,
+                 "restored": restored is not None}
     run_state.update((restored or {}).get("run", {}))
     return run_state
 

@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 
 from dqn_tf import agent as agent_lib
-from dqn_tf import augmentation, networks
+from dqn_tf import augmentation, networks, run_loop
 
 
 def numpy_pad_and_crop(image, row_offset, col_offset, pad=4):
@@ -175,7 +175,8 @@ def test_learner_shares_its_online_network_as_target_only_when_synced_every_upda
             optimizer=keras.optimizers.SGD(0.01), replay=memory, batch_size=4,
             min_replay_size=10, train_every=train_every, target_update_period=period)
 
-    assert learner(1, 1, 1).target_is_online
+    shared = learner(1, 1, 1)
+    assert shared.target_is_online
     assert learner(4, 4, 1).target_is_online
     assert not learner(2, 1, 1).target_is_online  # Two updates per sync.
     assert not learner(1, 1, 2).target_is_online  # Two transitions (updates) per lock-step.
@@ -202,3 +203,26 @@ def test_augmented_learner_checkpoints_its_generator_and_resumes_its_draws(tmp_p
     second = learner()
     tf.train.Checkpoint(**second.trackables()).read(path).assert_existing_objects_matched()
     np.testing.assert_array_equal(second.augment_generator.normal([3]).numpy(), expected)
+
+
+def test_a_target_no_update_reads_is_copied_only_before_a_checkpoint():
+    from dqn_tf import replay
+    memory = replay.ReplayMemory(1_000, (1,), np.float32, history_length=1)
+    learner = agent_lib.Learner(
+        online_network=networks.mlp(2, (1,), (8,)), target_network=networks.mlp(2, (1,), (8,)),
+        optimizer=keras.optimizers.SGD(0.1), replay=memory, batch_size=4, min_replay_size=10,
+        train_every=1, target_update_period=1)
+    assert learner.target_is_online
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        rows = run_loop.ReplayRows(rng.normal(size=(1, 1)).astype(np.float32),
+                                   np.zeros(1, np.int32), np.ones(1, np.float32),
+                                   np.zeros(1, bool), np.zeros(1, bool), np.ones(1, bool))
+        learner.record(rows)
+        learner.learn()
+    assert learner.updates == 21 and learner.target_syncs == 30
+    online, target = learner.online_network.get_weights(), learner.target_network.get_weights()
+    assert any(not np.array_equal(o, t) for o, t in zip(online, target))
+    learner.before_checkpoint()
+    for o, t in zip(learner.online_network.get_weights(), learner.target_network.get_weights()):
+        np.testing.assert_array_equal(o, t)

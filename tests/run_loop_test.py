@@ -62,6 +62,19 @@ def test_run_episodes_by_step_budget_finishes_the_last_game():
     assert [e.length for e in episodes] == [4, 6, 4]
 
 
+def test_run_episodes_with_several_envs_keeps_each_envs_first_games_not_the_shortest():
+    # Env 0 plays games of 2 agent steps, env 1 of 9: 6 games are 3 of each, although
+    # env 0 ends 6 games before env 1 ends its second.
+    env = atari_env.BatchedEnv([ScriptedGame(lengths=(2,)), ScriptedGame(lengths=(9,))])
+    actor = run_loop.EpsilonGreedyActor(lambda s: np.zeros(len(s), np.int32), num_actions=2,
+                                        observation_shape=(1,), history_length=1,
+                                        dtype=np.float32, seeds=[0, 1])
+    episodes = run_loop.run_episodes(actor, env, 0.0, num_episodes=6)
+    assert sorted((e.env_index, e.length) for e in episodes) == [(0, 2)] * 3 + [(1, 9)] * 3
+    assert list(run_loop.env_quotas(7, 3)) == [3, 2, 2]
+    assert list(run_loop.env_quotas(2, 4)) == [1, 1, 0, 0]
+
+
 def test_run_episodes_stops_when_asked():
     env = atari_env.BatchedEnv([ScriptedGame(lengths=(1000,))])
     actor = run_loop.EpsilonGreedyActor(lambda s: np.zeros(len(s), np.int32), num_actions=2,

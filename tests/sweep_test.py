@@ -1,7 +1,9 @@
 """Tests for dqn_tf.sweep on a local Ray (127.0.0.1 only): runs, reruns, lost nodes."""
 
+import csv
 import dataclasses
 import json
+import signal
 import os
 import subprocess
 import sys
@@ -88,11 +90,52 @@ def test_a_cartpole_sweep_completes_and_a_rerun_skips_it(tmp_path):
     states = [(r["seed"], r["state"]) for r in summary["runs"]]
     assert states == [(0, "finished"), (1, "finished")]
     assert os.path.getsize(tmp_path / "curves.png") > 10_000
+    with open(tmp_path / sweep.SCORES) as f:
+        scores = list(csv.DictReader(f))
+    assert [(r["game"], r["seed"], r["agent_steps"]) for r in scores] == [
+        ("CartPole", "0", "2000"), ("CartPole", "1", "2000")]
+    for row, run in zip(scores, runs):
+        final = results.read_evaluations(str(run))[-1]
+        assert float(row["mean_return"]) == final["mean"] and row["episodes"] == "2"
+        assert 0 < float(row["eval_seconds"]) < float(row["wall_seconds"])
+        assert float(row["steps_per_second"]) > 0
+        # Pruned: the newest checkpoint alone, without its replay.
+        assert sorted(os.listdir(run / "checkpoints")) == ["ckpt-000000002000"]
+        assert not os.path.exists(run / "checkpoints" / "ckpt-000000002000" / "replay.json")
     games_before = [results.read_train_returns(str(run))["agent_steps"] for run in runs]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count(" skipped ") == 2 and "(2 skipped: finished before)" in proc.stdout
     assert [results.read_train_returns(str(run))["agent_steps"] for run in runs] == games_before
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_sweep_with_checkpoints_and_the_same_command_resumes(tmp_path):
+    command = [sys.executable, "-m", "dqn_tf.sweep", *CARTPOLE, "--games=CartPole-v1",
+               "--seeds=0", "--num_steps=20000", "--checkpoint_every=100000",
+               f"--output_root={tmp_path}", "--cpus_per_run=1"]
+    run = str(tmp_path / "cartpole-CartPole-0")
+    sweeper = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while (results.read_progress(run) or {}).get("agent_steps", 0) < 1000:
+        assert sweeper.poll() is None and time.monotonic() < deadline
+        time.sleep(0.2)
+    sweeper.send_signal(signal.SIGTERM)
+    out, err = sweeper.communicate(timeout=300)
+    assert sweeper.returncode == 75, out[-2000:] + err[-2000:]
+    assert "rerun the same command to resume" in err
+    progress = results.read_progress(run)
+    assert progress["state"] == "stopped" and progress["agent_steps"] < 20000
+    # No periodic checkpoint (one every 100,000 steps): this one is the signal's.
+    stopped_at = progress["agent_steps"]
+    assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [
+        f"ckpt-{stopped_at:012d}", "replay"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    with open(os.path.join(run, "sweep_run.log")) as log:
+        assert f"at agent step {stopped_at:,}" in log.read()  # Resumed where it stopped.
+    assert results.read_progress(run)["state"] == "finished"
 
 
 @pytest.mark.slow

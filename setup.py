@@ -2,10 +2,11 @@
 
 from setuptools import setup
 
-MODULES = ["agent", "atari_env", "augmentation", "checkpointing", "config", "distributed", "errors",
-           "evaluate", "export", "history", "main", "networks", "optimizers", "plot",
-           "protocols", "ray_cluster", "replay", "replay_store", "results", "run_loop", "schedules",
-           "seeding", "sum_tree", "summaries", "sweep", "threads", "timestep", "training"]
+MODULES = ["agent", "atari_env", "augmentation", "checkpointing", "config", "distributed",
+           "errors", "evaluate", "export", "history", "main", "networks", "optimizers", "plot",
+           "protocols", "ray_cluster", "replay", "replay_store", "report", "results",
+           "run_loop", "schedules", "seeding", "sum_tree", "summaries", "sweep", "threads",
+           "timestep", "training"]
 
 setup(
     name="dqn_tf",
@@ -39,6 +40,9 @@ setup(
         # Sweeps and distributed actors (`pip install -e ".[ray]"`); the rest of dqn_tf
         # imports without it.
         "ray": ["ray==2.60.*"],
-        "test": ["pytest>=8", "ray==2.60.*"],
+        # dqn_tf.report's bootstrap intervals (`pip install -e ".[report]"`). rliable 1.2
+        # needs arch < 8, whose 7.x releases break on pandas 3 (deprecate_kwarg).
+        "report": ["rliable==1.2.*", "pandas<3"],
+        "test": ["pytest>=8", "ray==2.60.*", "rliable==1.2.*", "pandas<3"],
     },
 )

@@ -1,0 +1,123 @@
+"""Tests for dqn_tf.report: the reference runs and normalisation against published
+numbers, the aggregates against NumPy, and the command end to end."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dqn_tf import report
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+TABLE = report.read_normalisation(os.path.join(report.REFERENCE_DIR, report.NORMALISATION))
+
+
+def reference_matrix(name):
+    scores = report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
+    return report.normalised_matrix(scores, sorted(TABLE), 100, TABLE)
+
+
+@pytest.mark.parametrize("name, median, mean", [
+    # Printed by the cell "Load all score dicts" of google-research/rliable@3ccd9f4:
+    # deep_rl_precipice_colab.ipynb, from the original score files: our copies, and our
+    # random/human table, give the same numbers.
+    ("DER", 0.18936086395020874, 0.35030497562762936),
+    ("DrQ_eps", 0.312901399063074, 0.4647412513971657),
+    ("SPR", 0.39562938291779215, 0.6157957428691673)])
+def test_references_reproduce_the_published_median_and_mean(name, median, mean):
+    matrix = reference_matrix(name)
+    assert matrix.shape == (100, 26)
+    point = report.aggregate(matrix)
+    assert point[1] == pytest.approx(median, rel=1e-9)
+    assert point[2] == pytest.approx(mean, rel=1e-9)
+
+
+def test_aggregates_match_numpy():
+    matrix = np.random.default_rng(0).gamma(0.7, 0.5, (8, 26))
+    flat = np.sort(matrix.ravel())
+    quarter = len(flat) // 4  # 208 scores: the middle 104.
+    iqm = flat[quarter:len(flat) - quarter].mean()
+    per_game = matrix.mean(axis=0)
+    expected = [iqm, np.median(per_game), per_game.mean(), np.mean(1 - np.minimum(matrix, 1))]
+    np.testing.assert_allclose(report.aggregate(matrix), expected, rtol=1e-12)
+
+
+def test_intervals_are_seeded_stratified_and_contain_their_point():
+    rng = np.random.default_rng(1)
+    matrices = {"a": rng.gamma(0.7, 0.5, (5, 26)), "b": rng.gamma(0.7, 0.5, (20, 26))}
+    points, intervals = report.interval_estimates(matrices, reps=500, seed=3)
+    again, intervals_again = report.interval_estimates({"b": matrices["b"]}, 500, seed=3)
+    np.testing.assert_array_equal(intervals["b"], intervals_again["b"])  # Same seed, same.
+    for name in matrices:
+        low, high = intervals[name]
+        assert (low <= points[name]).all() and (points[name] <= high).all()
+        assert (low < high).all()
+    assert (np.diff(intervals["b"], axis=0) < np.diff(intervals["a"], axis=0)).all()
+    # Runs are redrawn within each game: games whose runs all agree leave nothing to draw.
+    constant = np.tile(rng.gamma(0.7, 0.5, 26), (5, 1))
+    _, fixed = report.interval_estimates({"c": constant}, reps=200, seed=0)
+    np.testing.assert_allclose(fixed["c"][0], fixed["c"][1])
+
+
+def write_scores(path, rows):
+    with open(path, "w") as f:
+        f.write("game,seed,agent_steps,episodes,mean_return,wall_seconds,eval_seconds,"
+                "steps_per_second\n")
+        for game, seed, value in rows:
+            f.write(f"{game},{seed},100000,100,{value},3000,100,35\n")
+
+
+@pytest.mark.slow
+def test_command_prints_partial_aggregates_games_and_writes_the_picture(tmp_path):
+    scores = tmp_path / "drq_eps" / "scores.csv"
+    scores.parent.mkdir()
+    # Pong at the human score (HNS 1), Boxing's runs at random and human (HNS 0 and 1);
+    # Boxing's third seed is left out, as every game must have as many runs.
+    write_scores(scores, [("Pong", 0, 14.6), ("Pong", 1, 14.6), ("Pong", 2, 14.6),
+                          ("Boxing", 0, 0.1), ("Boxing", 1, 12.1)])
+    out = tmp_path / "docs" / "report.png"
+    proc = subprocess.run(
+        [sys.executable, "-m", "dqn_tf.report", str(scores), "--reference=DER,SPR",
+         f"--out={out}", "--reps=200", "--profile_reps=100"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = proc.stdout
+    assert "PARTIAL: the 2 of 26 games" in text
+    lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
+    # Ours: 2 games x 2 runs, HNS [[0, 1], [1, 1]] (Boxing, Pong): IQM of 0, 1, 1, 1 is 1;
+    # game means 0.5 and 1: median and mean 0.75; optimality gap 1 - 0.75.
+    cells = lines["drq_eps"].split()
+    assert cells[1:4] == ["2", "x", "2"]
+    assert [cells[i] for i in (4, 7, 10, 13)] == ["1.000", "0.750", "0.750", "0.250"]
+    assert "2 x 100" in lines["DER"] and "2 x 100" in lines["SPR"]
+    assert "6.1 +- 8.5 (2)" in lines["Boxing"] and "14.6 +- 0.0 (3)" in lines["Pong"]
+    assert lines["Alien"].split()[3] == "-"  # No runs of ours yet.
+    assert os.path.getsize(out) > 20_000
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--reference=NoSuch"], "--reference=NoSuch: no "),
+    (["--reps=5"], "--reps and --profile_reps must be at least 100"),
+])
+def test_command_refuses_bad_input_in_one_line(tmp_path, args, message):
+    scores = tmp_path / "scores.csv"
+    write_scores(scores, [("Pong", 0, 1.0)])
+    proc = subprocess.run([sys.executable, "-m", "dqn_tf.report", str(scores), *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and message in proc.stderr
+    assert proc.stderr.startswith("error: ") and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_not_a_sweeps_scores_is_refused(tmp_path):
+    other = tmp_path / "other.csv"
+    other.write_text("game,run,score\nPong,0,1.0\n")
+    with pytest.raises(report.UserInputError, match="not a sweep's scores.csv"):
+        report.read_ours(str(other))
+    with pytest.raises(report.UserInputError, match="no random/human scores for Tetris"):
+        report.select({"Tetris": np.ones(3)}, {}, TABLE)
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))

@@ -3,9 +3,10 @@
 A protocol fixes how a trained policy is played for the numbers a paper reports:
 
   protocol   epsilon  no-op starts    game cap         sticky actions  score table
-  nature     0.05     1-30 raw frames 18,000 frames    none            Nature ED Table 2
+  nature     0.05     0-29 raw frames 18,000 frames    none            Nature ED Table 2
   machado    0.01     none            108,000 frames   0.25            Atari-57
   dopamine   0.001    none            108,000 frames   0.25            Atari-57
+  atari100k  0.001    0-29 raw frames 108,000 frames   none            Atari-57
 
   * nature: Mnih et al. (2015), Methods: "each game 30 times for up to 5 min each time
     with different initial random conditions ('no-op'; see Extended Data Table 1) and an
@@ -18,6 +19,14 @@ A protocol fixes how a trained policy is played for the numbers a paper reports:
     of Dopamine's dqn.gin.
   * dopamine: Machado's environment with Dopamine's evaluation epsilon 0.001
     (dopamine/jax/agents/dqn/configs/dqn.gin, `epsilon_eval`).
+  * atari100k: how Dopamine's atari_100k lab evaluates after training (DER.gin,
+    DrQ_eps.gin and atari_100k_runner.py at google/dopamine@5873f54): epsilon 0.001,
+    random no-op starts (the lab's 0-29 no-op agent steps; ours are raw frames, as
+    every protocol here), 27,000 agent steps = 108,000 frames, no sticky actions; the
+    Atari 100k papers average 100 games. Its 26 games are `ATARI_100K_GAMES`.
+
+No-op starts are ale-py's: 0..noop_max-1 raw no-op frames after each reset (Nature says
+"up to 30"; `dqn_tf.atari_env` explains why we follow ale-py).
 
 Human-normalised score = (agent - random) / (human - random), from a named table:
 
@@ -55,7 +64,18 @@ PROTOCOLS = {
                         sticky_action_prob=0.25, score_table="atari57"),
     "dopamine": Protocol("dopamine", epsilon=0.001, noop_max=0, max_frames_per_episode=108_000,
                          sticky_action_prob=0.25, score_table="atari57"),
+    "atari100k": Protocol("atari100k", epsilon=0.001, noop_max=30,
+                          max_frames_per_episode=108_000, sticky_action_prob=0.0,
+                          score_table="atari57"),
 }
+
+# The 26 games of Atari 100k (Kaiser et al., 2019), by their ALE names: the games of the
+# published run sets in benchmarks/atari100k/reference/.
+ATARI_100K_GAMES = (
+    "Alien", "Amidar", "Assault", "Asterix", "BankHeist", "BattleZone", "Boxing",
+    "Breakout", "ChopperCommand", "CrazyClimber", "DemonAttack", "Freeway", "Frostbite",
+    "Gopher", "Hero", "Jamesbond", "Kangaroo", "Krull", "KungFuMaster", "MsPacman", "Pong",
+    "PrivateEye", "Qbert", "RoadRunner", "Seaquest", "UpNDown")
 
 # Game: (random, human). Mnih et al. (2015) Extended Data Table 2 (see module docstring).
 NATURE = {

@@ -2,6 +2,8 @@
 
     python -m dqn_tf.sweep --games=SpaceInvaders,MsPacman --seeds=0,1,2 \\
         --flagfile=flags/dqn_modern.cfg --output_root=runs/sweep [--num_steps=...]
+    python -m dqn_tf.sweep --games=atari100k --seeds=0,1,2 --flagfile=flags/drq_eps.cfg \\
+        --output_root=runs/atari100k --cpus_per_run=1
 
 Each (game, seed) is one `python -m dqn_tf.main` run in its own directory,
 `<output_root>/<preset>-<Game>-<seed>`, launched by a Ray task that reserves
@@ -46,7 +48,7 @@ import time
 
 from absl import app, flags
 
-from dqn_tf import plot, ray_cluster, results
+from dqn_tf import plot, protocols, ray_cluster, results
 from dqn_tf import config as config_lib
 from dqn_tf.atari_env import resolve_env_id
 from dqn_tf.errors import UserInputError
@@ -95,16 +97,26 @@ def run_directory(output_root: str, preset: str, game: str, seed: int) -> str:
 
 def plan(games: list, seeds: list, preset: str, output_root: str, training_flags: list,
          num_steps: int) -> list:
-    """The RunSpecs of games x seeds; `training_flags` are `--name=value` for every run."""
+    """The RunSpecs of games x seeds, seed by seed (every game's first seed first, so a
+    sweep cut short has whole benchmarks at its first seeds); `training_flags` are
+    `--name=value` for every run."""
     specs = []
-    for game in games:
-        short = resolve_env_id(game).split("/")[-1].split("-v")[0]
-        for seed in seeds:
+    for seed in seeds:
+        for game in games:
+            short = resolve_env_id(game).split("/")[-1].split("-v")[0]
             directory = os.path.abspath(run_directory(output_root, preset, short, seed))
             command = (sys.executable, "-m", "dqn_tf.main", *training_flags, f"--env={game}",
                        f"--seed={seed}", f"--output_dir={directory}", "--noprogress")
             specs.append(RunSpec(short, seed, directory, command, num_steps))
     return specs
+
+
+def expand_games(games: list) -> list:
+    """--games with benchmark names expanded: "atari100k" is its 26 games."""
+    expanded = []
+    for game in games:
+        expanded.extend(protocols.ATARI_100K_GAMES if game.lower() == "atari100k" else [game])
+    return expanded
 
 
 def _run_flags(spec: RunSpec) -> list:
@@ -404,8 +416,8 @@ def main(argv):
             raise UserInputError(f"--window={f.window} is invalid: it must be "
                                  "FROM_FRAMES:TO_FRAMES, e.g. 1000000:2000000") from None
         preset = f.name or preset_name(sys.argv)
-        specs = plan(f.games, seeds, preset, f.output_root, training_flags_given(f),
-                     f.num_steps)
+        specs = plan(expand_games(f.games), seeds, preset, f.output_root,
+                     training_flags_given(f), f.num_steps)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -456,7 +468,8 @@ def main(argv):
 
 
 def define_flags():
-    flags.DEFINE_list("games", None, "Games, comma-separated (any name --env takes).")
+    flags.DEFINE_list("games", None, "Games, comma-separated (any name --env takes), or "
+                      "atari100k for its 26 games.")
     flags.DEFINE_list("seeds", None, "Seeds, comma-separated.")
     flags.DEFINE_string("name", None, "The preset's name in run directories (default: the "
                         "--flagfile's name without .cfg, or dqn_default).")

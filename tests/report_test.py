@@ -19,6 +19,12 @@ def reference_matrix(name):
     return report.normalised_matrix(scores, sorted(TABLE), 100, TABLE)
 
 
+def test_the_normalisation_is_atari57s_on_the_26_games_of_atari100k():
+    from dqn_tf import protocols
+    assert sorted(TABLE) == sorted(protocols.ATARI_100K_GAMES)
+    assert all(TABLE[game] == protocols.ATARI57[game] for game in TABLE)
+
+
 @pytest.mark.parametrize("name, median, mean", [
     # Printed by the cell "Load all score dicts" of google-research/rliable@3ccd9f4:
     # deep_rl_precipice_colab.ipynb, from the original score files: our copies, and our

@@ -26,15 +26,17 @@ CARTPOLE = ["--flagfile=flags/cartpole.cfg", "--eval_every=1000", "--eval_episod
 def test_plan_names_each_run_by_preset_game_and_seed(tmp_path):
     specs = sweep.plan(["pong", "CartPole-v1"], [0, 2], "dqn_modern", str(tmp_path),
                        ["--num_steps=10", "--n_step=3"], 10)
-    assert [os.path.basename(s.output_dir) for s in specs] == [
-        "dqn_modern-Pong-0", "dqn_modern-Pong-2", "dqn_modern-CartPole-0",
+    assert [os.path.basename(s.output_dir) for s in specs] == [  # Seed by seed.
+        "dqn_modern-Pong-0", "dqn_modern-CartPole-0", "dqn_modern-Pong-2",
         "dqn_modern-CartPole-2"]
-    command = specs[1].command
+    command = specs[2].command
     assert command[1:3] == ("-m", "dqn_tf.main") and "--n_step=3" in command
     assert "--seed=2" in command and "--env=pong" in command
     assert sweep.preset_name(["x", "--flagfile=flags/a.cfg", "--flagfile=b/pong.cfg"]) == "pong"
     assert sweep.preset_name(["x", "--flagfile=flags/a.cfg", "--flagfile", "b/c.cfg"]) == "c"
     assert sweep.preset_name(["x", "--games=Pong"]) == "dqn_default"
+    games = sweep.expand_games(["atari100k", "CartPole-v1"])
+    assert len(games) == 27 and games[0] == "Alien" and games[-1] == "CartPole-v1"
 
 
 def test_a_finished_run_is_skipped_only_with_the_same_flags(tmp_path):

@@ -28,6 +28,9 @@ One run, one machine, each timing a median over repeats:
   heads   the update (Adam, Double DQN, batch 32) for each head and encoder
   per     prioritized replay of --capacity: add, sample batch 32 + priority update,
           memory
+  augment drq_eps.cfg's update with each --augment, its target from the online network
+          or a target network: wall and CPU ms
+  eval    drq_eps.cfg's evaluation on 1 env and on 10 side by side: agent steps/s
   presets end-to-end agent steps/s of every Atari preset in flags/ (--presets picks some;
           learning settings of each; SpaceInvaders, Pong for pong.cfg; warm-up --warmup,
           then --e2e_steps)
@@ -37,8 +40,8 @@ One run, one machine, each timing a median over repeats:
   startup wall seconds of a short CartPole run: plain, with --num_actors=2, and as a
           one-run sweep; the differences are what Ray's start-up costs
 
-Pass --only=env,act,update,after,replay,checkpoint,heads,per,presets,actors,ingest,
-startup,e2e,bare,limit to pick parts (default: all but the standalone e2e and bare, which
+Pass --only=env,act,update,after,replay,checkpoint,heads,augment,eval,per,presets,actors,
+ingest,startup,e2e,bare,limit to pick parts (default: all but the standalone e2e and bare, which
 limit runs); --num_envs=1,4,8.
 --intra_op_threads is main's flag (0 = its auto choice), set before TF starts.
 """
@@ -299,7 +302,51 @@ def bench_prioritized(capacity: int):
 
 
 PRESETS = ("dqn_default.cfg", "dqn_nature.cfg", "dqn_dopamine.cfg", "dqn_modern.cfg",
-           "atari100k.cfg", "pong.cfg")
+           "atari100k.cfg", "drq_eps.cfg", "pong.cfg")
+
+
+def bench_augment():
+    """drq_eps.cfg's update, batch 32, with each augmentation, and with its target
+    computed by the online network (target_update_period 1) or by a target network:
+    median wall ms, and CPU ms (process time: what a run sharing the machine pays)."""
+    from dqn_tf import training
+    batch = fixed_batch(18)
+    for augment in ("none", "shift", "shift_intensity"):
+        for period in (1, 2):
+            config = preset_config("drq_eps.cfg", augment=augment, target_update_period=period)
+            learner = training.build_learner(config, (84, 84), np.uint8, 18, 1)
+            update = learner._update
+            wall = median_ms(lambda: run_update(update, batch), 100)
+            start = time.process_time()
+            for _ in range(50):
+                run_update(update, batch)
+            cpu = (time.process_time() - start) / 50 * 1000
+            print(f"augment  drq_eps update, augment={augment}, target "
+                  f"{'= online network' if learner.target_is_online else 'network'}: "
+                  f"{wall:.1f} ms wall, {cpu:.1f} ms CPU")
+
+
+def bench_evaluation(game: str = "ALE/Breakout-v5", games_per_env: int = 2):
+    """drq_eps.cfg's evaluation with its untrained network (epsilon 0.001, games cut at
+    8,000 frames), on 1 env and on --eval_envs envs side by side: kept agent steps/s."""
+    from dqn_tf import run_loop, seeding, training
+    for envs in (1, 10):
+        config = preset_config("drq_eps.cfg", env=game, max_frames_per_episode=8000)
+        env = training.build_env(config, seeding.int_seeds(0, "eval_env", envs))
+        learner = training.build_learner(config, env.observation_shape, env.observation_dtype,
+                                         env.num_actions, 1)
+        actor = run_loop.EpsilonGreedyActor(
+            learner.greedy_actions, num_actions=env.num_actions,
+            observation_shape=env.observation_shape, history_length=4, dtype=np.uint8,
+            seeds=list(range(envs)))
+        learner.greedy_actions(np.zeros((envs, 4, 84, 84), np.uint8))  # Compiled first.
+        start = time.perf_counter()
+        episodes = run_loop.run_episodes(actor, env, 0.001, num_episodes=games_per_env * envs)
+        seconds = time.perf_counter() - start
+        steps = sum(e.length for e in episodes)
+        print(f"eval     drq_eps evaluation, {envs} env(s): {steps / seconds:.0f} agent steps/s "
+              f"({len(episodes)} games of {game}, {steps:,} agent steps, {seconds:.1f} s)")
+        env.close()
 
 
 def bench_presets(warmup: int, steps: int, presets=PRESETS):
@@ -467,7 +514,7 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
                      intra_op_threads: int = 0, config=None) -> float:
     """Median Train/AverageStepsPerSecond that `main.train` logs once learning runs,
     with the Nature preset (or `config`'s learning settings)."""
-    from dqn_tf import training
+    from dqn_tf import run
     from dqn_tf.summaries import read_scalars
     with tempfile.TemporaryDirectory() as out:
         config = dataclasses.replace(
@@ -478,7 +525,7 @@ def bench_end_to_end(num_envs: int, jit: bool, backend: str, warmup: int, steps:
             summary_every=500, eval_every=0, checkpoint_every=10**9, checkpoint_replay=False,
             export_every_eval=False, progress=False, output_dir=out,
             intra_op_threads=intra_op_threads)
-        result = training.train(config)
+        result = run.train(config)
         points = read_scalars(os.path.join(out, "tensorboard"))["Train/AverageStepsPerSecond"]
     # Skip the first window after learning starts (tracing the update).
     sps = statistics.median(v for step, v in points if step > warmup + 1000)
@@ -541,8 +588,8 @@ def limit_round(n: int, train_every: int, args) -> dict:
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--only", default="env,act,update,after,replay,checkpoint,heads,per,"
-                        "presets,actors,ingest,startup,limit")
+    parser.add_argument("--only", default="env,act,update,after,replay,checkpoint,heads,"
+                        "augment,eval,per,presets,actors,ingest,startup,limit")
     parser.add_argument("--num_envs", default="1,4,8")
     parser.add_argument("--capacity", type=int, default=1_000_000)
     parser.add_argument("--warmup", type=int, default=5_000)
@@ -587,6 +634,10 @@ def main():
         bench_checkpoint(args.capacity)
     if "heads" in parts:
         bench_heads()
+    if "augment" in parts:
+        bench_augment()
+    if "eval" in parts:
+        bench_evaluation()
     if "per" in parts:
         bench_prioritized(args.capacity)
     if "presets" in parts:

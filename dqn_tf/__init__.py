@@ -14,9 +14,11 @@ Modules, in data-flow order:
   augmentation  DrQ's random shift (and intensity noise) of sampled states, in the update.
   agent       the update step (tf.function); Learner (replay, networks, counters) and
               DqnAgent (a learner and its actor in one process).
-  training    a run: restore, outputs, evaluation, checkpoints; shared by the single
-              process and `distributed` (remote actors on Ray).
+  training    what a run's loops share: restore, outputs, evaluation, checkpoints.
+  run         a run: locks, signals, and the single-process loop or `distributed`'s
+              remote actors on Ray (--num_actors).
   summaries, results, plot  TensorBoard, results files, learning curves.
+  report      a benchmark's human-normalised aggregates with bootstrap intervals.
   checkpointing  resumable run state on disk.
   export / evaluate / protocols  SavedModel of the greedy policy, playing it, and the
               published evaluation protocols and score tables.

@@ -160,7 +160,7 @@ class ActorWorker:
 
 def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     """Trains with `config.num_actors` remote actors (Ray must be installed); the run
-    directory is locked and signals caught by `training.train`."""
+    directory is locked and signals caught by `run.train`."""
     ray = ray_cluster.connect(
         config.ray_address, what="--num_actors",
         num_cpus=max(os.cpu_count() or 1, int(np.ceil(config.num_actors * config.actor_cpus))))

@@ -1,6 +1,6 @@
 """Trains DQN: `python -m dqn_tf.main --env=SpaceInvaders [--flagfile=flags/<preset>.cfg]`.
 
-Flags -> Config (`dqn_tf.config`) -> `training.train`, and the run's outcome as one
+Flags -> Config (`dqn_tf.config`) -> `run.train`, and the run's outcome as one
 JSON line and an exit code:
 
   0   training complete (--num_steps, or a --stop_at_* rule)
@@ -21,7 +21,7 @@ import sys
 from absl import app, flags, logging
 
 from dqn_tf import config as config_lib
-from dqn_tf import training
+from dqn_tf import run
 from dqn_tf.errors import ActorFailure, OutputWriteError, UserInputError
 
 EXIT_STOPPED_BY_SIGNAL = 75  # EX_TEMPFAIL: checkpointed; rerun the same command to resume.
@@ -47,7 +47,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # TF logs every SavedModel write at INFO.
     try:
         config = config_lib.from_flags()
-        result = training.train(config)
+        result = run.train(config)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -1,6 +1,6 @@
-"""A training run, from its config to its end: in one process, or fed by remote actors.
+"""What a training run's two loops share, from its config to its end (`dqn_tf.run`
+chooses the loop: one process, or `dqn_tf.distributed`'s remote actors):
 
-  train(config)     locks the run directory, catches signals, runs, returns statistics
   build_learner     networks, optimizer, replay -> `agent.Learner` (knows no env, no actor)
   build_agent       the single-process agent: a learner and an actor over its network
   restore           resumes from the newest usable checkpoint
@@ -8,10 +8,13 @@
   Evaluator         the periodic evaluation, owed until it has run; exports the best policy
   Bookkeeping       between steps: summaries, stop rules, evaluations, checkpoints
 
-The single-process loop (`_run_single_process`) steps its envs here, with updates
-while they emulate (`run_loop`); the distributed loop (`dqn_tf.distributed`) receives
-chunks of transitions from Ray actors. Both feed the same learner and the same
-bookkeeping, so checkpoints, resumes, evaluations and outputs are the same.
+  new_run_state     the run's own state (evaluations, recent returns, running time)
+
+The single-process loop (`dqn_tf.run`) steps its envs with updates while they emulate
+(`run_loop`); the distributed loop (`dqn_tf.distributed`) receives chunks of
+transitions from Ray actors. Both feed the same learner and the same bookkeeping, so
+checkpoints, resumes, evaluations and outputs are the same. This module imports
+neither loop.
 """
 
 import collections
@@ -19,7 +22,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import sys
 import time
 
@@ -30,7 +32,7 @@ import tqdm
 
 from dqn_tf import agent as agent_lib
 from dqn_tf import atari_env, checkpointing, export, networks, optimizers, replay, results
-from dqn_tf import run_loop, schedules, seeding, summaries, threads
+from dqn_tf import run_loop, schedules, seeding, summaries
 from dqn_tf import config as config_lib
 from dqn_tf.errors import OutputWriteError, UserInputError
 from dqn_tf.history import stack_shape
@@ -527,30 +529,7 @@ class Bookkeeping:
         self.evaluator.close()
 
 
-# ---------------------------------------------------------------- the run
-
-def train(config: config_lib.Config) -> dict:
-    """Runs (or resumes) training as `config` says; returns final statistics.
-
-    The run directory is locked for the whole run (`checkpointing.RunLock`), and
-    SIGINT/SIGTERM are caught from the start: one during a long restore still stops
-    with a checkpoint (exit 75 from `dqn_tf.main`), not with the default handler.
-    """
-    threads.set_tf_threads(config.intra_op_threads, config.jit_compile)
-    lock = checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
-                                               config.overwrite, config_lib.with_defaults)
-    stop = StopRequest()
-    previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if config.num_actors > 0:
-            from dqn_tf import distributed  # Needs Ray, which only this mode does.
-            return distributed.train(config, stop)
-        return _run_single_process(config, stop)
-    finally:
-        for sig, handler in previous_handlers.items():
-            signal.signal(sig, handler)
-        lock.release()
-
+# ---------------------------------------------------------------- run state
 
 def new_run_state(restored: dict | None) -> dict:
     """The run's own state: defaults, updated from a restored checkpoint's."""
@@ -559,36 +538,3 @@ def new_run_state(restored: dict | None) -> dict:
                  "restored": restored is not None}
     run_state.update((restored or {}).get("run", {}))
     return run_state
-
-
-def _run_single_process(config: config_lib.Config, stop: StopRequest) -> dict:
-    env = build_env(config, seeding.int_seeds(config.seed, "env", config.num_envs))
-    agent = build_agent(config, env)
-    checkpointer = checkpointing.Checkpointer(
-        os.path.join(config.output_dir, "checkpoints"), agent.learner.trackables(),
-        config.keep_checkpoints, replay=agent.replay if config.checkpoint_replay else None)
-    restored = restore(config, agent.learner, checkpointer, set_state=agent.set_state)
-    if restored is not None:
-        # The games in progress were not saved: new games, on streams of their own.
-        env.reseed(seeding.int_seeds(config.seed, "env", config.num_envs,
-                                     generation=agent.agent_steps))
-    print("Hyperparameters: " + ", ".join(f"{k}={v}" for k, v in
-                                          dataclasses.asdict(config).items()))
-    books = Bookkeeping(
-        config, agent.learner, checkpointer, new_run_state(restored), stop,
-        export.env_metadata(dataclasses.asdict(config), env.action_meanings,
-                            env.observation_shape),
-        actor_state=lambda: {"actor_rngs": [r.bit_generator.state for r in agent.actor.rngs]},
-        epsilon=lambda: agent.epsilon)
-    tracker = run_loop.EpisodeTracker(env.num_envs)
-    try:
-        if not books.before_the_loop():
-            for timestep, _ in run_loop.run_loop(agent.step, env, agent.learn):
-                for episode in tracker.observe(timestep):
-                    books.game_ended(episode)
-                if books.after_steps():
-                    break
-        return books.finish()
-    finally:
-        books.close()
-        env.close()

@@ -13,7 +13,7 @@ from absl import flags
 from absl.testing import flagsaver
 
 from dqn_tf import config as config_lib
-from dqn_tf import training
+from dqn_tf import run, training
 from dqn_tf import results, seeding
 from tests.summaries_test import raw_scalar_steps, read_scalars
 
@@ -27,7 +27,7 @@ def train_with_preset(preset, **overrides):
         flags.FLAGS(["test", f"--flagfile={os.path.join(ROOT, 'flags', preset)}"])
         for name, value in overrides.items():
             flags.FLAGS[name].value = value
-        return training.train(config_lib.from_flags())
+        return run.train(config_lib.from_flags())
 
 
 @pytest.mark.slow

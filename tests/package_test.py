@@ -36,6 +36,42 @@ def test_setup_build_and_package_agree():
     assert sorted(name for name, _ in py_tests) == tests
 
 
+def imports_of(module: str, modules: set) -> set:
+    """The dqn_tf modules `module` imports, at its top or inside any function."""
+    tree = ast.parse(open(os.path.join(ROOT, "dqn_tf", f"{module}.py")).read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "dqn_tf":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dqn_tf."):
+            found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("dqn_tf.")}
+    return (found & modules) - {module}
+
+
+def test_no_import_circle_in_the_package():
+    modules = set(setup_modules())
+    graph = {m: imports_of(m, modules) for m in modules}
+    assert graph["run"] >= {"training", "distributed"} and "training" in graph["distributed"]
+    done, path = set(), []
+
+    def visit(module):  # Depth-first; a module met again on the path closes a circle.
+        if module in path:
+            raise AssertionError("import circle: " + " -> ".join(
+                path[path.index(module):] + [module]))
+        if module in done:
+            return
+        path.append(module)
+        for imported in sorted(graph[module]):
+            visit(imported)
+        path.pop()
+        done.add(module)
+
+    for module in sorted(graph):
+        visit(module)
+
+
 def setup_requirements():
     """(install_requires, extras_require) of setup.py, as packaging Requirements."""
     from packaging.requirements import Requirement

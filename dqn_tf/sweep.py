@@ -146,6 +146,11 @@ def train_one(spec: RunSpec, inter_op_threads: int = 1) -> dict:
     Raises:
       RunInterrupted: it was stopped by a signal (exit 75); Ray retries the task.
     """
+    try:  # ray.cancel interrupts like SIGINT, which does nothing where SIGINT is ignored:
+        # in a sweep started in the background (`cmd &`), which its Ray workers inherit.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    except ValueError:  # Not the main thread: Ray runs tasks there; leave it.
+        pass
     os.makedirs(spec.output_dir, exist_ok=True)
     flags_path = os.path.join(spec.output_dir, SWEEP_FLAGS)
     if os.path.exists(flags_path):  # Written again only if this attempt finishes.

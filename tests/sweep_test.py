@@ -117,8 +117,11 @@ def test_sigterm_stops_the_sweep_with_checkpoints_and_the_same_command_resumes(t
                "--seeds=0", "--num_steps=20000", "--checkpoint_every=100000",
                f"--output_root={tmp_path}", "--cpus_per_run=1"]
     run = str(tmp_path / "cartpole-CartPole-0")
+    # Started as a shell starts `cmd &`: with SIGINT ignored, which Ray's workers inherit
+    # (ray.cancel's interrupt did nothing there until train_one restored the handler).
     sweeper = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
     deadline = time.monotonic() + 300
     while (results.read_progress(run) or {}).get("agent_steps", 0) < 1000:
         assert sweeper.poll() is None and time.monotonic() < deadline

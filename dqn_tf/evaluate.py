@@ -1,5 +1,5 @@
 """Plays a dqn_tf SavedModel under a published protocol: `python -m dqn_tf.evaluate
---saved_model=DIR [--protocol=nature|machado|dopamine]`.
+--saved_model=DIR [--protocol=nature|machado|dopamine|atari100k]`.
 
 Needs nothing of the trainer: the policy is loaded with `tf.saved_model.load`
 alone. The game, action repeat, history length and FIRE reset come from the
@@ -222,7 +222,9 @@ def define_flags():
                       "played and scored: nature (epsilon 0.05, 0-29 no-op frames, 18,000-frame "
                       "cap, no sticky actions, Nature's table), machado (sticky 0.25, "
                       "108,000-frame cap, no no-ops, epsilon 0.01, Atari-57 table), dopamine "
-                      "(machado's with epsilon 0.001). See dqn_tf/protocols.py for sources.")
+                      "(machado's with epsilon 0.001), atari100k (epsilon 0.001, 0-29 no-op frames, "
+                      "108,000-frame cap, no sticky actions, Atari-57 table: Dopamine's "
+                      "atari_100k lab). See dqn_tf/protocols.py for sources.")
     flags.DEFINE_integer("episodes", 30, "Full games to play.")
     flags.DEFINE_float("epsilon", None, "Overrides the protocol's probability of a random "
                        "action.")

@@ -2,6 +2,7 @@
 padding and cropping, the draws' distribution, and the update's use of them."""
 
 import itertools
+import sys
 
 import keras
 import numpy as np
@@ -226,3 +227,7 @@ def test_a_target_no_update_reads_is_copied_only_before_a_checkpoint():
     learner.before_checkpoint()
     for o, t in zip(learner.online_network.get_weights(), learner.target_network.get_weights()):
         np.testing.assert_array_equal(o, t)
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

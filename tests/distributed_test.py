@@ -21,6 +21,8 @@ from dqn_tf import config as config_lib  # noqa: E402
 from dqn_tf import distributed, results, training  # noqa: E402
 from tests.main_test import train_with_preset  # noqa: E402
 
+# Ray clusters of their own: one test after another, on one worker.
+pytestmark = pytest.mark.xdist_group("ray_actors")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
@@ -184,4 +186,4 @@ def test_a_driver_killed_with_sigkill_resumes_with_the_same_command(tmp_path):
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

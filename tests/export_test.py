@@ -243,6 +243,7 @@ def test_evaluate_sizes_tf_threads_before_loading_the_model(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("trained_cartpole")  # One worker trains it, once (conftest.py).
 def test_evaluate_cartpole_matches_trainer_eval(tmp_path, trained_cartpole):
     run, result = trained_cartpole
     report = str(tmp_path / "eval.json")
@@ -254,4 +255,4 @@ def test_evaluate_cartpole_matches_trainer_eval(tmp_path, trained_cartpole):
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

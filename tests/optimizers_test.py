@@ -133,4 +133,4 @@ def test_slots_survive_a_checkpoint(tmp_path, name):
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

@@ -21,4 +21,4 @@ def test_zero_decay_jumps_to_end_after_warmup():
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

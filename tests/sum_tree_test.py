@@ -83,4 +83,4 @@ def test_sampling_an_empty_tree_is_an_error():
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

@@ -18,6 +18,8 @@ os.environ["RAY_AUTH_MODE"] = "disabled"
 
 from dqn_tf import results, sweep  # noqa: E402
 
+# Ray clusters of their own: one test after another, on one worker.
+pytestmark = pytest.mark.xdist_group("ray_sweeps")
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 CARTPOLE = ["--flagfile=flags/cartpole.cfg", "--eval_every=1000", "--eval_episodes=2",
             "--checkpoint_every=500", "--stop_at_eval_return=100000"]
@@ -114,7 +116,7 @@ def test_a_cartpole_sweep_completes_and_a_rerun_skips_it(tmp_path):
 @pytest.mark.slow
 def test_sigterm_stops_the_sweep_with_checkpoints_and_the_same_command_resumes(tmp_path):
     command = [sys.executable, "-m", "dqn_tf.sweep", *CARTPOLE, "--games=CartPole-v1",
-               "--seeds=0", "--num_steps=20000", "--checkpoint_every=100000",
+               "--seeds=0", "--num_steps=4000", "--checkpoint_every=100000",
                f"--output_root={tmp_path}", "--cpus_per_run=1"]
     run = str(tmp_path / "cartpole-CartPole-0")
     # Started as a shell starts `cmd &`: with SIGINT ignored, which Ray's workers inherit
@@ -131,7 +133,7 @@ def test_sigterm_stops_the_sweep_with_checkpoints_and_the_same_command_resumes(t
     assert sweeper.returncode == 75, out[-2000:] + err[-2000:]
     assert "rerun the same command to resume" in err
     progress = results.read_progress(run)
-    assert progress["state"] == "stopped" and progress["agent_steps"] < 20000
+    assert progress["state"] == "stopped" and progress["agent_steps"] < 4000
     # No periodic checkpoint (one every 100,000 steps): this one is the signal's.
     stopped_at = progress["agent_steps"]
     assert sorted(os.listdir(os.path.join(run, "checkpoints"))) == [
@@ -188,4 +190,4 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

@@ -30,4 +30,4 @@ def test_intra_op_threads_are_set_before_tf_starts_and_kept_after():
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

@@ -104,4 +104,4 @@ def test_vectorised_run_stores_what_single_env_runs_with_the_same_seeds_store(ca
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider"]))
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

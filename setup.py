@@ -5,8 +5,8 @@ from setuptools import setup
 MODULES = ["agent", "atari_env", "augmentation", "checkpointing", "config", "distributed",
            "errors", "evaluate", "export", "history", "main", "networks", "optimizers", "plot",
            "protocols", "ray_cluster", "replay", "replay_store", "report", "results",
-           "run", "run_loop", "schedules", "seeding", "sum_tree", "summaries", "sweep", "threads",
-           "timestep", "training"]
+           "run", "run_loop", "schedules", "seeding", "sum_tree", "summaries", "sweep",
+           "tensorflow_startup", "threads", "timestep", "training"]
 
 setup(
     name="dqn_tf",

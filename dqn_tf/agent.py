@@ -22,6 +22,7 @@ run loop) or from remote actors (`dqn_tf.distributed`).
 
 from typing import Sequence
 
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import keras
 import numpy as np
 import tensorflow as tf

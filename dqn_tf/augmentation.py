@@ -17,6 +17,7 @@ copy, on the network's own float images (`split`). The draws come from a `tf.ran
 a resumed run draws what an uninterrupted one would.
 """
 
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import keras
 import tensorflow as tf
 

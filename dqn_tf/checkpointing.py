@@ -29,6 +29,7 @@ import os
 import shutil
 import zlib
 
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import tensorflow as tf
 
 from dqn_tf import replay_store

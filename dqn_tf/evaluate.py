@@ -19,6 +19,7 @@ import tempfile
 
 from absl import app, flags, logging
 import numpy as np
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import tensorflow as tf
 import tqdm
 

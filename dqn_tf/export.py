@@ -26,6 +26,7 @@ import os
 import shutil
 import sys
 
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import keras
 import tensorflow as tf
 

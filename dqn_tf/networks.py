@@ -22,6 +22,7 @@ the SavedModel stay uint8 (4x smaller than float32).
 
 from typing import Sequence
 
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import keras
 import tensorflow as tf
 

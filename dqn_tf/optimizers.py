@@ -22,6 +22,7 @@ Adam, at step t = iterations + 1:
     var <- var - lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m / (sqrt(v) + epsilon)
 """
 
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import keras
 import tensorflow as tf
 

@@ -13,6 +13,7 @@ S = -1, which drops every point.
 import glob
 import os
 
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import tensorflow as tf
 
 

@@ -48,7 +48,7 @@ import time
 
 from absl import app, flags
 
-from dqn_tf import plot, protocols, ray_cluster, results
+from dqn_tf import protocols, ray_cluster, results
 from dqn_tf import config as config_lib
 from dqn_tf.atari_env import resolve_env_id
 from dqn_tf.errors import UserInputError
@@ -352,6 +352,7 @@ def write_scores(specs: list, path: str) -> int:
 def summarise(specs: list, outcomes: dict, output_root: str, window: tuple) -> dict:
     """Writes sweep_summary.json, curves.png and scores.csv over every run; returns the
     summary."""
+    from dqn_tf import plot  # Reads TensorBoard files with TensorFlow: only here, at the end.
     summary = []
     for spec in specs:
         progress = results.read_progress(spec.output_dir) or {}

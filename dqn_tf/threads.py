@@ -7,6 +7,7 @@ the evaluation command (`dqn_tf.evaluate`), which imports no trainer code.
 import os
 
 from absl import logging
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import tensorflow as tf
 
 

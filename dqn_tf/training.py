@@ -27,6 +27,7 @@ import time
 
 from absl import logging
 import numpy as np
+from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
 import tensorflow as tf
 import tqdm
 

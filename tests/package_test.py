@@ -111,7 +111,7 @@ def test_one_tensorflow_distribution_with_or_without_the_gpu_extra():
 
 
 def test_startup_noise_is_dropped_and_real_warnings_are_kept():
-    import dqn_tf
+    from dqn_tf import tensorflow_startup
     text = "\n".join([
         "WARNING: All log messages before absl::InitializeLog() is called are written to "
         "STDERR",
@@ -120,9 +120,9 @@ def test_startup_noise_is_dropped_and_real_warnings_are_kept():
         "GPU will not be used.",
         "E0000 00:00:1.0 1 cuda_platform.cc:52] failed call to cuInit: INTERNAL: CUDA error",
         "W0000 00:00:1.0 1 some_op.cc:1] a real warning"])
-    assert dqn_tf.startup_lines_to_keep(text, no_gpu_wanted=True) == [
+    assert tensorflow_startup.startup_lines_to_keep(text, no_gpu_wanted=True) == [
         "W0000 00:00:1.0 1 some_op.cc:1] a real warning"]
-    kept = dqn_tf.startup_lines_to_keep(text, no_gpu_wanted=False)  # A GPU machine.
+    kept = tensorflow_startup.startup_lines_to_keep(text, no_gpu_wanted=False)  # A GPU machine.
     assert len(kept) == 2 and "failed call to cuInit" in kept[0]
     assert kept[1].endswith("a real warning")
 

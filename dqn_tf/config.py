@@ -233,7 +233,9 @@ def _define_flags():
                      "--eval_steps is 0).")
     f.DEFINE_integer("eval_envs", d.eval_envs, "Evaluation envs stepped in lockstep, with "
                      "batched actions; each plays its share of --eval_episodes games (its "
-                     "first ones: an even split, so short games are not favoured).")
+                     "first ones: an even split, so short games are not favoured); at most "
+                     "--eval_episodes of them. Changing it on resume changes which games a "
+                     "redone evaluation plays.")
     f.DEFINE_integer("eval_steps", d.eval_steps, "If > 0, each evaluation plays full games "
                      "until they add up to at least this many agent steps, the last one to its "
                      "end (Dopamine's Runner: 125,000), and reports their mean return.")
@@ -290,6 +292,9 @@ def validate(config: Config) -> Config:
         need(getattr(config, name) >= 0, name, "0 or more")
     need(config.eval_envs == 1 or config.eval_steps == 0, "eval_envs",
          "1 with --eval_steps (a step budget keeps the first games to end)")
+    need(config.augment == "none" or _has_image_states(config.env), "augment",
+         f"none for --env={config.env}: it shifts image states (Atari games), and this env "
+         "has vector observations")
     need(config.max_frames_per_episode >= config.action_repeat, "max_frames_per_episode",
          f"at least --action_repeat ({config.action_repeat})")
     need(0.0 <= config.sticky_action_prob <= 1.0, "sticky_action_prob", "in [0, 1]")
@@ -323,6 +328,16 @@ def validate(config: Config) -> Config:
     need(config.replay_capacity >= streams * (config.history_length + config.n_step + 1),
          "replay_capacity", "large enough to hold a stacked n-step transition per env")
     return config
+
+
+def _has_image_states(env: str) -> bool:
+    """Whether `env` (a gymnasium id, or a short name `from_flags` has yet to resolve)
+    is an Atari game, whose states are stacked frames."""
+    from dqn_tf.atari_env import is_atari  # Deferred: importing it loads the ALE.
+    try:
+        return is_atari(env)
+    except KeyError:  # A short name: only Atari games have them.
+        return True
 
 
 def from_flags(flag_values=flags.FLAGS) -> Config:

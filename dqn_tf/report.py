@@ -69,7 +69,13 @@ def read_ours(path: str) -> dict:
     if rows and not {"game", "seed", "mean_return"} <= set(rows[0]):
         raise UserInputError(f"{path} is not a sweep's scores.csv: it needs the columns "
                              "game,seed,mean_return (python -m dqn_tf.sweep writes it)")
+    seen = set()
     for row in sorted(rows, key=lambda r: (r["game"], int(r["seed"]))):
+        key = (row["game"], int(row["seed"]))
+        if key in seen:
+            raise UserInputError(f"{path} has two rows of {row['game']} seed {row['seed']}: "
+                                 "each run once (python -m dqn_tf.sweep writes it so)")
+        seen.add(key)
         runs.setdefault(row["game"], []).append(float(row["mean_return"]))
     return {game: np.array(scores) for game, scores in runs.items()}
 
@@ -234,9 +240,15 @@ def report(scores_path: str, reference_names: list, reference_dir: str, name: st
                                           table)
     names = list(matrices)
     points, intervals = interval_estimates(matrices, reps, seed)
-    coverage = (f"all {len(table)} games" if len(games) == len(table) else
-                f"PARTIAL: the {len(games)} of {len(table)} games with runs so far, the "
-                "references on the same games")
+    if len(games) < len(table):
+        coverage = (f"PARTIAL: the {len(games)} of {len(table)} games with runs so far, the "
+                    "references on the same games")
+    else:
+        coverage = f"all {len(table)} games"
+    most = max(len(ours[game]) for game in games)
+    if runs < most:
+        coverage += (f"; PARTIAL: {runs} runs per game (the lowest seeds), as some games "
+                     f"have no more yet (up to {most})")
     text = [f"Atari 100k, human-normalised scores (random/human: {NORMALISATION}); "
             f"{coverage}.",
             f"95 % stratified-bootstrap intervals: rliable, {reps:,} resamples of runs within "

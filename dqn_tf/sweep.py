@@ -59,8 +59,10 @@ SWEEP_FLAGS = "sweep_flags.json"  # In each run directory: the flags the sweep r
 SCORES = "scores.csv"  # In --output_root: one row per finished run.
 # game: ALE short name; agent_steps, episodes, mean_return: the final evaluation's;
 # wall_seconds: the run's running time, evaluations included, summed over its processes
-# (each resumed from a checkpoint); eval_seconds: its evaluations' time; steps_per_second:
-# agent steps per second of training (wall_seconds less eval_seconds).
+# from the start of their loops (building, tracing and restoring are left out, and so is
+# the work of a killed process past its last checkpoint, which the next one redoes and
+# counts); eval_seconds: its evaluations' time; steps_per_second: agent steps per second
+# of training (wall_seconds less eval_seconds).
 SCORE_COLUMNS = ("game", "seed", "agent_steps", "episodes", "mean_return", "wall_seconds",
                  "eval_seconds", "steps_per_second")
 _EXIT_STOPPED_BY_SIGNAL = 75  # main.EXIT_STOPPED_BY_SIGNAL (main imports TF: not here).
@@ -82,12 +84,15 @@ class RunInterrupted(Exception):
 
 
 class SweepStop:
-    """SIGINT/SIGTERM to the sweep: stop its runs with checkpoints, then exit 75."""
+    """SIGINT/SIGTERM to the sweep: stop its runs with checkpoints, then exit 75; a
+    second one kills them (their last periodic checkpoints stay)."""
 
     def __init__(self):
         self.requested = False
+        self.forced = False
 
     def __call__(self, signum, frame):
+        self.forced = self.requested
         self.requested = True
 
 
@@ -120,8 +125,14 @@ def expand_games(games: list) -> list:
 
 
 def _run_flags(spec: RunSpec) -> list:
-    """The run's flags, but the cluster's address (which changes between sweeps)."""
-    return [arg for arg in spec.command[3:] if not arg.startswith("--ray_address=")]
+    """The run's flags, but the cluster's address (which changes between sweeps) and its
+    directory (the same run wherever --output_root is mounted)."""
+    return _comparable(spec.command[3:])
+
+
+def _comparable(flags: list) -> list:
+    return [arg for arg in flags
+            if not arg.startswith(("--ray_address=", "--output_dir="))]
 
 
 def is_finished(spec: RunSpec) -> bool:
@@ -132,7 +143,7 @@ def is_finished(spec: RunSpec) -> bool:
         return False
     try:
         with open(os.path.join(spec.output_dir, SWEEP_FLAGS)) as f:
-            return json.load(f) == _run_flags(spec)
+            return _comparable(json.load(f)) == _run_flags(spec)
     except (OSError, ValueError):
         return False
 
@@ -152,9 +163,7 @@ def train_one(spec: RunSpec, inter_op_threads: int = 1) -> dict:
     except ValueError:  # Not the main thread: Ray runs tasks there; leave it.
         pass
     os.makedirs(spec.output_dir, exist_ok=True)
-    flags_path = os.path.join(spec.output_dir, SWEEP_FLAGS)
-    if os.path.exists(flags_path):  # Written again only if this attempt finishes.
-        os.remove(flags_path)
+    flags_path = os.path.join(spec.output_dir, SWEEP_FLAGS)  # Written when it finishes.
     log_path = os.path.join(spec.output_dir, "sweep_run.log")
     with open(log_path, "a") as log:
         log.write(f"\n$ {' '.join(spec.command)}\n")
@@ -164,19 +173,21 @@ def train_one(spec: RunSpec, inter_op_threads: int = 1) -> dict:
         source_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         env = dict(os.environ, DQN_TF_PARENT_PID=str(os.getpid()))
         env.setdefault("TF_NUM_INTEROP_THREADS", str(inter_op_threads))
-        proc = subprocess.Popen(spec.command, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=source_root if os.path.isdir(source_root) else None)
+        proc = None
         try:
+            proc = subprocess.Popen(spec.command, stdout=log, stderr=subprocess.STDOUT,
+                                    env=env,
+                                    cwd=source_root if os.path.isdir(source_root) else None)
             returncode = None
             while returncode is None:  # Ray's KeyboardInterrupt lands between waits.
                 try:
                     returncode = proc.wait(timeout=0.5)
                 except subprocess.TimeoutExpired:
                     pass
-        except KeyboardInterrupt:  # ray.cancel: the sweep is stopping.
-            proc.send_signal(signal.SIGTERM)
-            proc.wait()
-            raise
+        finally:  # ray.cancel (the sweep is stopping): the run checkpoints and exits.
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait()
     if returncode == _EXIT_STOPPED_BY_SIGNAL:
         raise RunInterrupted(f"{spec.output_dir} was stopped by a signal")
     if returncode != 0:
@@ -184,8 +195,9 @@ def train_one(spec: RunSpec, inter_op_threads: int = 1) -> dict:
             errors = [line.strip() for line in log if line.startswith("error:")]
         return {"state": "failed", "returncode": returncode,
                 "error": errors[-1] if errors else f"exit {returncode}, see {log_path}"}
-    with open(flags_path, "w") as f:  # What makes a rerun skip it.
+    with open(flags_path + ".tmp", "w") as f:  # What makes a rerun skip it.
         json.dump(_run_flags(spec), f)
+    os.replace(flags_path + ".tmp", flags_path)
     return {"state": "finished", "returncode": 0}
 
 
@@ -214,26 +226,32 @@ def runs_that_fit(resources: dict, cpus_per_run: float, gpus_per_run: float,
 
 
 def prune_finished(output_dir: str) -> int:
-    """Deletes a finished run's saved replay and all but its newest checkpoint; returns
-    the bytes freed. Its results, TensorBoard, SavedModels and newest checkpoint stay:
-    training it further (a larger --num_steps) resumes with an empty replay, refilling
-    --min_replay_size transitions first, as after --nocheckpoint_replay."""
+    """Deletes a finished run's saved replay (the replay chunks its checkpoints share) and
+    all but its newest checkpoint, under the run's lock; returns the bytes freed (0 if a
+    process holds the run). Its results, TensorBoard, SavedModels and newest checkpoint
+    stay, that checkpoint whole: training the run further (a larger --num_steps) restores
+    it with the chunks missing, which costs their transitions, not the checkpoint
+    (`ReplayStore.read`): the replay refills --min_replay_size transitions first."""
+    from dqn_tf.checkpointing import RunLock  # Imports TensorFlow: only when pruning.
     checkpoints = os.path.join(output_dir, "checkpoints")
-    names = sorted(n for n in os.listdir(checkpoints)) if os.path.isdir(checkpoints) else []
-    complete = [n for n in names if n.startswith("ckpt-") and "." not in n]
-    doomed = [n for n in names if n not in complete[-1:]]
-    freed = 0
-    for name in doomed:
-        path = os.path.join(checkpoints, name)
-        for root, _, files in os.walk(path):
-            freed += sum(os.path.getsize(os.path.join(root, f)) for f in files)
-        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
-    if complete:  # Its replay record names chunks that are gone: drop it too.
-        record = os.path.join(checkpoints, complete[-1], "replay.json")
-        if os.path.exists(record):
-            freed += os.path.getsize(record)
-            os.remove(record)
-    return freed
+    if not os.path.isdir(checkpoints):
+        return 0
+    try:
+        lock = RunLock(output_dir)
+    except UserInputError:  # Another process is writing the run: leave it.
+        return 0
+    try:
+        names = sorted(os.listdir(checkpoints))
+        complete = [n for n in names if n.startswith("ckpt-") and "." not in n]
+        freed = 0
+        for name in (n for n in names if n not in complete[-1:]):
+            path = os.path.join(checkpoints, name)
+            for root, _, files in os.walk(path):
+                freed += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+        return freed
+    finally:
+        lock.release()
 
 
 def _table(specs: list, states: dict, started: float = 0.0) -> str:
@@ -290,8 +308,13 @@ def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
 
     launch()
     show(_table(specs, states, started))
-    polls, stopping = 0, False
+    polls, stopping, forced = 0, False, False
     while pending:
+        if stop is not None and stop.forced and not forced:
+            forced = True
+            show("sweep: second signal: killing the runs")
+            for ref in pending:
+                ray.cancel(ref, force=True)
         if stop is not None and stop.requested and not stopping:
             stopping = True
             show("sweep: stopping: each running run writes a checkpoint and exits")
@@ -323,10 +346,12 @@ def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
 
 def score_row(spec: RunSpec) -> dict | None:
     """The `SCORE_COLUMNS` of a finished run (its evaluation at --num_steps), or None."""
+    if not is_finished(spec):  # Not finished, or with other flags than this sweep's.
+        return None
     progress = results.read_progress(spec.output_dir) or {}
     finals = [r for r in results.read_evaluations(spec.output_dir)
               if r.get("agent_steps", 0) >= spec.num_steps]
-    if progress.get("state") != "finished" or not finals:
+    if not finals:
         return None
     final = finals[-1]
     wall = progress.get("run_seconds")

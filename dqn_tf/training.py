@@ -273,7 +273,7 @@ class RunOutputs:
             "returns": returns.tolist(), "mean": mean, "std": std,
             "protocol": "training env", "epsilon": config.eval_epsilon,
             "episodes": config.eval_episodes, "min_agent_steps": config.eval_steps,
-            "envs": config.eval_envs,
+            "envs": min(config.eval_envs, config.eval_episodes),
             "sticky_action_prob": config.sticky_action_prob, "noop_max": config.noop_max,
             "max_frames_per_episode": config.max_frames_per_episode,
             "seconds": round(seconds, 1)})
@@ -335,8 +335,8 @@ class Evaluator:
         self._run_state = run_state
         self._export_policy = export_policy
         self._stop = stop
-        self.env = build_env(config, seeding.int_seeds(config.seed, "eval_env",
-                                                       config.eval_envs))
+        envs = min(config.eval_envs, config.eval_episodes)  # More would play for nothing.
+        self.env = build_env(config, seeding.int_seeds(config.seed, "eval_env", envs))
 
     def owed(self, steps: int) -> bool:
         return not self._stop.requested and evaluation_owed(

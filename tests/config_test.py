@@ -140,8 +140,14 @@ def test_drq_eps_preset_is_dopamine_drq_eps_gin():
         1.0, 0.01, 5_000, 0.001)
     assert (c.sticky_action_prob, c.life_loss_terminal, c.noop_max, c.reward_clip,
             c.max_frames_per_episode) == (0.0, True, 30, 1.0, 108_000)
-    # MaxEpisodeEvalRunner.num_eval_episodes = 100, after training.
+    # DataEfficientAtariRunner (num_eval_episodes=100) after training.
     assert (c.eval_every, c.eval_episodes, c.eval_steps) == (100_000, 100, 0)
+    # Defaults the preset relies on: the Nature CNN (FullRainbowNetwork's layers), no
+    # gradient clipping, 4 stacked frames of 4 repeats, one env (so the target is the
+    # online network: `Learner.target_is_online`), a replay holding the whole run.
+    assert (c.encoder, c.max_grad_norm, c.history_length, c.action_repeat, c.num_envs,
+            c.fire_reset, c.epsilon_decay_from_start, c.replay_capacity) == (
+        "nature", 0.0, 4, 4, 1, False, False, 100_000)
 
 
 def test_pong_preset_is_lapans_chapter_6_dqn():

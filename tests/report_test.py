@@ -90,7 +90,7 @@ def test_command_prints_partial_aggregates_games_and_writes_the_picture(tmp_path
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
-    assert "PARTIAL: the 2 of 26 games" in text
+    assert "PARTIAL: the 2 of 26 games" in text and "PARTIAL: 2 runs per game" in text
     lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
     # Ours: 2 games x 2 runs, HNS [[0, 1], [1, 1]] (Boxing, Pong): IQM of 0, 1, 1, 1 is 1;
     # game means 0.5 and 1: median and mean 0.75; optimality gap 1 - 0.75.
@@ -121,6 +121,10 @@ def test_a_file_that_is_not_a_sweeps_scores_is_refused(tmp_path):
     other.write_text("game,run,score\nPong,0,1.0\n")
     with pytest.raises(report.UserInputError, match="not a sweep's scores.csv"):
         report.read_ours(str(other))
+    twice = tmp_path / "twice.csv"
+    write_scores(twice, [("Pong", 0, 1.0), ("Pong", 0, 2.0)])
+    with pytest.raises(report.UserInputError, match="two rows of Pong seed 0"):
+        report.read_ours(str(twice))
     with pytest.raises(report.UserInputError, match="no random/human scores for Tetris"):
         report.select({"Tetris": np.ones(3)}, {}, TABLE)
 

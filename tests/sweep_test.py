@@ -103,14 +103,26 @@ def test_a_cartpole_sweep_completes_and_a_rerun_skips_it(tmp_path):
         assert float(row["mean_return"]) == final["mean"] and row["episodes"] == "2"
         assert 0 < float(row["eval_seconds"]) < float(row["wall_seconds"])
         assert float(row["steps_per_second"]) > 0
-        # Pruned: the newest checkpoint alone, without its replay.
+        # Pruned: the newest checkpoint alone, whole, without the replay chunks.
         assert sorted(os.listdir(run / "checkpoints")) == ["ckpt-000000002000"]
-        assert not os.path.exists(run / "checkpoints" / "ckpt-000000002000" / "replay.json")
     games_before = [results.read_train_returns(str(run))["agent_steps"] for run in runs]
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     assert proc.stdout.count(" skipped ") == 2 and "(2 skipped: finished before)" in proc.stdout
     assert [results.read_train_returns(str(run))["agent_steps"] for run in runs] == games_before
+    # A pruned run still exports, and trains further: its checkpoint restores, the replay
+    # refills first.
+    exported = subprocess.run([sys.executable, "-m", "dqn_tf.export",
+                               f"--checkpoint_dir={runs[0]}", f"--saved_model_dir={tmp_path}/m"],
+                              cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    longer = subprocess.run(
+        [sys.executable, "-m", "dqn_tf.main", *CARTPOLE, "--num_steps=2100", "--seed=0",
+         f"--output_dir={runs[0]}", "--noprogress"], cwd=ROOT, capture_output=True,
+        text=True, timeout=300)
+    assert longer.returncode == 0, longer.stderr[-2000:]
+    assert "Resuming from" in longer.stdout and "refill" in longer.stdout, longer.stdout[-2000:]
+    assert json.loads(longer.stdout.splitlines()[-1])["agent_steps"] == 2100
 
 
 @pytest.mark.slow
@@ -122,14 +134,19 @@ def test_sigterm_stops_the_sweep_with_checkpoints_and_the_same_command_resumes(t
     # Started as a shell starts `cmd &`: with SIGINT ignored, which Ray's workers inherit
     # (ray.cancel's interrupt did nothing there until train_one restored the handler).
     sweeper = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True,
                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    deadline = time.monotonic() + 300
-    while (results.read_progress(run) or {}).get("agent_steps", 0) < 1000:
-        assert sweeper.poll() is None and time.monotonic() < deadline
-        time.sleep(0.2)
-    sweeper.send_signal(signal.SIGTERM)
-    out, err = sweeper.communicate(timeout=300)
+    try:
+        deadline = time.monotonic() + 300
+        while (results.read_progress(run) or {}).get("agent_steps", 0) < 1000:
+            assert sweeper.poll() is None and time.monotonic() < deadline
+            time.sleep(0.2)
+        sweeper.send_signal(signal.SIGTERM)
+        out, err = sweeper.communicate(timeout=300)
+    finally:  # A failed wait leaves no sweep, Ray or training process behind.
+        if sweeper.poll() is None:
+            os.killpg(sweeper.pid, signal.SIGKILL)
+            sweeper.wait()
     assert sweeper.returncode == 75, out[-2000:] + err[-2000:]
     assert "rerun the same command to resume" in err
     progress = results.read_progress(run)

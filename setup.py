@@ -43,6 +43,9 @@ setup(
         # dqn_tf.report's bootstrap intervals (`pip install -e ".[report]"`). rliable 1.2
         # needs arch < 8, whose 7.x releases break on pandas 3 (deprecate_kwarg).
         "report": ["rliable==1.2.*", "pandas<3"],
-        "test": ["pytest>=8", "ray==2.60.*", "rliable==1.2.*", "pandas<3"],
+        # The suite runs on two pytest-xdist workers (pytest.ini); LiteRT's interpreter
+        # runs the TFLite conversion of a SavedModel (tf.lite.Interpreter is deprecated).
+        "test": ["pytest>=8", "pytest-xdist>=3.5", "ray==2.60.*", "rliable==1.2.*",
+                 "pandas<3", "ai-edge-litert>=2.3"],
     },
 )

@@ -31,9 +31,11 @@ with tf.compat.v1.Session(graph=tf.Graph()) as session:
     fetched = session.run({k: v.name for k, v in signature.outputs.items()},
                           {signature.inputs["observations"].name: x})
 np.savez(out + "session.npz", **fetched)
-# (c) TFLite: convert, then run the converted model in its interpreter.
+# (c) TFLite: convert, then run the converted model in LiteRT's interpreter (TensorFlow
+# deprecates tf.lite.Interpreter for it: ai-edge-litert, in the test extra).
+from ai_edge_litert.interpreter import Interpreter
 flatbuffer = tf.lite.TFLiteConverter.from_saved_model(model_dir).convert()
-runner = tf.lite.Interpreter(model_content=flatbuffer).get_signature_runner("serving_default")
+runner = Interpreter(model_content=flatbuffer).get_signature_runner("serving_default")
 np.savez(out + "tflite.npz", **runner(observations=x))
 assert not any(m.startswith("dqn_tf") for m in sys.modules), "dqn_tf was imported"
 print(json.dumps({"outputs": sorted(result), "tflite_bytes": len(flatbuffer)}))

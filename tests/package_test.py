@@ -97,6 +97,18 @@ def test_requirements_admit_only_what_works():
     assert not keras.contains("3.16.0") and not keras.contains("4.0.0")
 
 
+def test_the_test_extra_installs_what_pytest_ini_and_the_tests_use():
+    """A fresh `pip install -e ".[test]"` must run `python -m pytest` as pytest.ini says."""
+    import configparser
+    _, extras = setup_requirements()
+    test_extra = {r.name for r in extras["test"]}
+    ini = configparser.ConfigParser()
+    ini.read(os.path.join(ROOT, "pytest.ini"))
+    if "-n" in ini["pytest"]["addopts"].split():
+        assert "pytest-xdist" in test_extra
+    assert {"pytest", "ray", "rliable", "ai-edge-litert"} <= test_extra
+
+
 def test_one_tensorflow_distribution_with_or_without_the_gpu_extra():
     """tensorflow-cpu and tensorflow[and-cuda] would both own site-packages/tensorflow."""
     base, extras = setup_requirements()

@@ -19,14 +19,21 @@ import tempfile
 
 from absl import app, flags, logging
 import numpy as np
-from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
-import tensorflow as tf
 import tqdm
 
-from dqn_tf import atari_env, protocols, run_loop, seeding, threads
+from dqn_tf import atari_env, protocols, run_loop, seeding
 from dqn_tf.errors import UserInputError
-from dqn_tf.export import FORMAT, METADATA_ASSET  # Imports no trainer code.
 from dqn_tf.history import stack_shape
+
+# TensorFlow is imported once the flags and paths are checked (`load_policy`), so that bad
+# input is refused at once; `dqn_tf.export` (its asset's name and format) needs it too.
+
+
+def check_exists(directory: str) -> None:
+    """Raises UserInputError if the SavedModel directory does not exist."""
+    if not os.path.isdir(directory):
+        raise UserInputError(f"--saved_model={directory} does not exist; pass a directory "
+                             "written by dqn_tf (e.g. runs/<Game>/saved_model/best)")
 
 
 def load_policy(directory: str):
@@ -35,9 +42,10 @@ def load_policy(directory: str):
     Raises:
       UserInputError: missing directory, not a SavedModel, or not made by dqn_tf.
     """
-    if not os.path.isdir(directory):
-        raise UserInputError(f"--saved_model={directory} does not exist; pass a directory "
-                             "written by dqn_tf (e.g. runs/<Game>/saved_model/best)")
+    check_exists(directory)
+    from dqn_tf import tensorflow_startup  # noqa: F401 (first: TensorFlow starts quietly)
+    import tensorflow as tf
+    from dqn_tf.export import FORMAT, METADATA_ASSET  # Imports no trainer code.
     if not tf.saved_model.contains_saved_model(directory):
         raise UserInputError(f"--saved_model={directory} is not a SavedModel (no "
                              "saved_model.pb); pass a directory written by dqn_tf")
@@ -92,6 +100,7 @@ def evaluate(saved_model: str, protocol: protocols.Protocol, *, episodes: int = 
       their statistics, and the human-normalised mean with its table.
     """
     serve, metadata = load_policy(saved_model)
+    import tensorflow as tf  # Loaded by load_policy.
     info = metadata["env"]
     env_id = atari_env.resolve_env_id(env_name or info["env_id"])
     env = atari_env.make_env(
@@ -195,7 +204,9 @@ def main(argv):
         for path, flag in ((f.video, "video"), (f.output_json, "output_json")):
             if path:  # Before playing: a bad path must not cost the games.
                 check_writable(path, flag)
-        pool = threads.set_tf_threads(f.intra_op_threads, jit_compile=False)  # Before TF runs.
+        check_exists(f.saved_model)  # Before TensorFlow loads.
+        from dqn_tf import threads  # Sizes TF's pools before TF runs an op.
+        pool = threads.set_tf_threads(f.intra_op_threads, jit_compile=False)
         logging.info("TF intra-op threads: %s", pool or "TF's default, one per core")
         result = evaluate(f.saved_model, protocol, episodes=f.episodes, env_name=f.env,
                           seed=f.seed, video=f.video, video_episodes=f.video_episodes,

@@ -21,7 +21,6 @@ import sys
 from absl import app, flags, logging
 
 from dqn_tf import config as config_lib
-from dqn_tf import run
 from dqn_tf.errors import ActorFailure, OutputWriteError, UserInputError
 
 EXIT_STOPPED_BY_SIGNAL = 75  # EX_TEMPFAIL: checkpointed; rerun the same command to resume.
@@ -47,6 +46,7 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # TF logs every SavedModel write at INFO.
     try:
         config = config_lib.from_flags()
+        from dqn_tf import run  # TensorFlow loads here: a bad flag is refused before it.
         result = run.train(config)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)

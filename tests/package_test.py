@@ -36,18 +36,84 @@ def test_setup_build_and_package_agree():
     assert sorted(name for name, _ in py_tests) == tests
 
 
+def imported_files(path: str) -> set:
+    """The project files (dqn_tf/x.py, tests/x.py) that the file at `path` imports,
+    at its top or inside any function."""
+    tree = ast.parse(open(os.path.join(ROOT, path)).read())
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module in ("dqn_tf", "tests"):
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    files = {"/".join(name.split(".")[:2]) + ".py" for name in names
+             if name.split(".")[0] in ("dqn_tf", "tests") and name.count(".") >= 1}
+    return {f for f in files if os.path.exists(os.path.join(ROOT, f))} - {path}
+
+
 def imports_of(module: str, modules: set) -> set:
     """The dqn_tf modules `module` imports, at its top or inside any function."""
-    tree = ast.parse(open(os.path.join(ROOT, "dqn_tf", f"{module}.py")).read())
-    found = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and node.module == "dqn_tf":
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("dqn_tf."):
-            found.add(node.module.split(".")[1])
-        elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("dqn_tf.")}
-    return (found & modules) - {module}
+    found = {f[len("dqn_tf/"):-3] for f in imported_files(f"dqn_tf/{module}.py")
+             if f.startswith("dqn_tf/")}
+    return found & modules
+
+
+def build_targets() -> dict:
+    """BUILD's targets by name, each {"srcs": [...], "deps": [...]}: BUILD is read as
+    the Python subset it is written in, with glob() run against the source tree."""
+    import glob as globbing
+    targets = {}
+
+    def rule(name, srcs=(), deps=(), **_):
+        targets[name] = {"srcs": list(srcs), "deps": [d.lstrip(":") for d in deps]}
+
+    def glob(patterns):
+        return sorted(os.path.relpath(f, ROOT) for p in patterns
+                      for f in globbing.glob(os.path.join(ROOT, p)))
+
+    exec(open(os.path.join(ROOT, "BUILD")).read(),  # noqa: S102 (our own BUILD file)
+         {"py_library": rule, "py_test": rule, "package": lambda **_: None, "glob": glob})
+    return targets
+
+
+def glob_tests() -> list:
+    return [f"tests/{f}" for f in os.listdir(os.path.join(ROOT, "tests")) if f.endswith("_test.py")]
+
+
+def test_build_deps_cover_every_import():
+    """`bazel test` runs each test in a sandbox that holds only its declared deps: a
+    module or test that imports a project file its target does not reach fails there
+    (and only there: pytest sees the whole tree)."""
+    targets = build_targets()
+
+    def reachable_files(name, seen=None):
+        seen = set() if seen is None else seen
+        if name not in seen:
+            seen.add(name)
+            for dep in targets[name]["deps"]:
+                reachable_files(dep, seen)
+        return {f for target in seen for f in targets[target]["srcs"]}
+
+    # conftest's trained_cartpole fixture imports tests/main_test.py when a test asks for
+    # it: the test files that use the fixture must reach main_test.py instead.
+    lazy = {"tests/conftest.py": {"tests/main_test.py"}}
+    for test_file in sorted(glob_tests()):
+        tree = ast.parse(open(os.path.join(ROOT, test_file)).read())
+        if any(isinstance(node, ast.FunctionDef) and "trained_cartpole" in
+               [arg.arg for arg in node.args.args] for node in ast.walk(tree)):
+            name = os.path.basename(test_file)[:-3]
+            assert "tests/main_test.py" in reachable_files(name), name
+    missing = {}
+    for name, target in sorted(targets.items()):
+        have = reachable_files(name)
+        for src in target["srcs"]:
+            if src.endswith(".py") and not src.endswith("__init__.py"):
+                lacking = imported_files(src) - lazy.get(src, set()) - have
+                if lacking:
+                    missing[name] = sorted(lacking)
+    assert not missing, f"BUILD targets lack deps for the files they import: {missing}"
 
 
 def test_no_import_circle_in_the_package():

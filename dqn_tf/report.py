@@ -20,7 +20,7 @@ and the runs of each algorithm form a [runs, games] matrix, over which it prints
 
 each with a 95 % interval from 50,000 stratified bootstrap resamples (runs redrawn
 within each game; rliable's `get_interval_estimates`, percentile method); then ours
-(mean +- sd over seeds) beside each reference's mean, game by game. The PNG shows the
+(mean ± sd over seeds) beside each reference's mean, game by game. The PNG shows the
 intervals and the performance profiles (the fraction of runs scoring above tau, with
 95 % bands).
 
@@ -152,33 +152,50 @@ def select(ours: dict, references: dict, table: dict) -> tuple:
     return games, min(len(ours[game]) for game in games)
 
 
-def format_aggregates(names: list, matrices: dict, points: dict, intervals: dict) -> str:
+def format_aggregates(names: list, matrices: dict, points: dict, intervals: dict,
+                      markdown: bool = False) -> str:
+    def cell(name, i):
+        return f"{points[name][i]:.3f} [{intervals[name][0, i]:.3f}, {intervals[name][1, i]:.3f}]"
+
+    if markdown:
+        lines = ["| | games × runs | " + " | ".join(METRICS) + " |",
+                 "|---" * (len(METRICS) + 2) + "|"]
+        for name in names:
+            runs, games = matrices[name].shape
+            lines.append(f"| {name} | {games} × {runs} | " +
+                         " | ".join(cell(name, i) for i in range(len(METRICS))) + " |")
+        return "\n".join(lines)
     lines = [f"{'':<12} {'games x runs':>13}" +
              "".join(f"  {metric:<22}" for metric in METRICS)]
     for name in names:
-        games, runs = matrices[name].shape[1], matrices[name].shape[0]
-        cells = "".join(
-            f"  {f'{points[name][i]:.3f} [{intervals[name][0, i]:.3f}, {intervals[name][1, i]:.3f}]':<22}"
-            for i in range(len(METRICS)))
+        runs, games = matrices[name].shape
+        cells = "".join(f"  {cell(name, i):<22}" for i in range(len(METRICS)))
         lines.append(f"{name:<12} {f'{games} x {runs}':>13}{cells}")
     return "\n".join(lines)
 
 
-def format_games(name: str, ours: dict, references: dict, table: dict) -> str:
-    header = (f"{'game':<16} {'random':>8} {'human':>9}  {name + ' mean +- sd (runs)':>28}" +
-              "".join(f" {ref:>9}" for ref in references))
-    lines = [header]
+def format_games(name: str, ours: dict, references: dict, table: dict,
+                 markdown: bool = False) -> str:
+    """One line per game: random, human, ours (mean ± sd over runs), each reference's mean."""
+    rows = []
     for game in sorted(table):
         random_score, human_score = table[game]
         if game in ours:
             scores = ours[game]
-            cell = f"{scores.mean():.1f} +- {scores.std(ddof=1) if len(scores) > 1 else 0:.1f} ({len(scores)})"
+            sd = scores.std(ddof=1) if len(scores) > 1 else 0.0
+            ours_cell = f"{scores.mean():.1f} ± {sd:.1f} ({len(scores)})"
         else:
-            cell = "-"
-        refs = "".join(f" {scores[game].mean():>9.1f}" if game in scores else f" {'-':>9}"
-                       for scores in references.values())
-        lines.append(f"{game:<16} {random_score:>8.1f} {human_score:>9.1f}  {cell:>28}{refs}")
-    return "\n".join(lines)
+            ours_cell = "-"
+        refs = [f"{scores[game].mean():.1f}" if game in scores else "-"
+                for scores in references.values()]
+        rows.append([game, f"{random_score:.1f}", f"{human_score:.1f}", ours_cell] + refs)
+    header = ["game", "random", "human", f"{name} mean ± sd (runs)"] + list(references)
+    if markdown:
+        return "\n".join(["| " + " | ".join(header) + " |", "|---" * len(header) + "|"] +
+                          ["| " + " | ".join(row) + " |" for row in rows])
+    widths = [16, 8, 9, 28] + [9] * len(references)
+    return "\n".join(f"{row[0]:<16}" + "".join(f" {c:>{w}}" for c, w in zip(row[1:], widths[1:]))
+                     for row in [header] + rows)
 
 
 def plot(names: list, points: dict, intervals: dict, profiles: dict, bands: dict,
@@ -217,7 +234,8 @@ def plot(names: list, points: dict, intervals: dict, profiles: dict, bands: dict
 
 
 def report(scores_path: str, reference_names: list, reference_dir: str, name: str,
-           out: str | None, reps: int, profile_reps: int, seed: int) -> str:
+           out: str | None, reps: int, profile_reps: int, seed: int,
+           markdown: bool = False) -> str:
     """Everything the command prints (and the PNG at `out`)."""
     try:
         import rliable  # noqa: F401
@@ -253,12 +271,13 @@ def report(scores_path: str, reference_names: list, reference_dir: str, name: st
             f"{coverage}.",
             f"95 % stratified-bootstrap intervals: rliable, {reps:,} resamples of runs within "
             f"each game, seed {seed}.",
-            format_aggregates(names, matrices, points, intervals), "",
-            format_games(name, ours, references, table)]
+            format_aggregates(names, matrices, points, intervals, markdown), "",
+            format_games(name, ours, references, table, markdown)]
     if out:
         profiles, bands = performance_profiles(matrices, profile_reps, seed)
         plot(names, points, intervals, profiles, bands, out,
-             f"Atari 100k: {name} ({runs} runs per game) and published runs; {coverage}")
+             f"Atari 100k: {name} ({runs} run{'s' if runs != 1 else ''} per game) and "
+             f"published runs; {coverage}")
         text.append(f"\nwrote {out}")
     return "\n".join(text)
 
@@ -275,7 +294,7 @@ def main(argv):
         if f.reps < 100 or f.profile_reps < 100:
             raise UserInputError("--reps and --profile_reps must be at least 100")
         print(report(scores_path, f.reference, f.reference_dir, name, f.out, f.reps,
-                     f.profile_reps, f.seed))
+                     f.profile_reps, f.seed, f.markdown))
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -292,6 +311,8 @@ def define_flags():
     flags.DEFINE_integer("reps", 50_000, "Bootstrap resamples for the intervals.")
     flags.DEFINE_integer("profile_reps", 2_000, "Bootstrap resamples for the profiles' bands.")
     flags.DEFINE_integer("seed", 0, "Seed of the bootstrap draws.")
+    flags.DEFINE_bool("markdown", False, "Print the tables as Markdown (as README.md and "
+                      "docs/atari100k.md show them).")
 
 
 if __name__ == "__main__":

@@ -50,6 +50,8 @@ README_MAX_LINES = 200
 ALLOWED = {
     "python -m pytest": "the whole test suite (about 7 minutes); it checks itself",
     "tensorboard --logdir runs": "TensorBoard's server, which runs until stopped",
+    "cp runs/atari100k/scores.csv benchmarks/atari100k/drq_eps/scores.csv":
+        "copies a finished sweep's scores into the repository (the sweep is checked above)",
 }
 
 # Defines a dqn_tf module's flags as `python -m dqn_tf.<module>` does (absl's app.run is

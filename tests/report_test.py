@@ -98,7 +98,7 @@ def test_command_prints_partial_aggregates_games_and_writes_the_picture(tmp_path
     assert cells[1:4] == ["2", "x", "2"]
     assert [cells[i] for i in (4, 7, 10, 13)] == ["1.000", "0.750", "0.750", "0.250"]
     assert "2 x 100" in lines["DER"] and "2 x 100" in lines["SPR"]
-    assert "6.1 +- 8.5 (2)" in lines["Boxing"] and "14.6 +- 0.0 (3)" in lines["Pong"]
+    assert "6.1 ± 8.5 (2)" in lines["Boxing"] and "14.6 ± 0.0 (3)" in lines["Pong"]
     assert lines["Alien"].split()[3] == "-"  # No runs of ours yet.
     assert os.path.getsize(out) > 20_000
 
@@ -131,3 +131,57 @@ def test_a_file_that_is_not_a_sweeps_scores_is_refused(tmp_path):
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
     sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))
+
+
+def test_markdown_tables_hold_the_same_figures():
+    scores = report.read_ours(os.path.join(ROOT, "benchmarks/atari100k/drq_eps/scores.csv"))
+    references = {name: report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
+                  for name in ("DER", "SPR")}
+    plain = report.format_games("ours", scores, references, TABLE).splitlines()
+    markdown = report.format_games("ours", scores, references, TABLE, markdown=True).splitlines()
+    assert len(markdown) == len(plain) + 1  # The |---| line.
+    for text, row in zip(plain[1:], markdown[2:]):
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        assert cells[0] == text.split()[0] and cells[-1] == text.split()[-1]
+
+
+COMMITTED_SCORES = os.path.join(ROOT, "benchmarks/atari100k/drq_eps/scores.csv")
+
+
+def markdown_rows(path, section):
+    """{first cell: [cells]} of the Markdown table rows in `section` of the file at `path`."""
+    text = open(os.path.join(ROOT, path)).read()
+    body = text.split(section, 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in body.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and not cells[0].startswith("---"):
+            rows[cells[0].strip("*`")] = cells
+    return rows
+
+
+def test_the_readmes_aggregates_are_the_committed_scores():
+    """README's Atari-100k table must be what the report prints for the scores in the
+    repository: its point estimates are recomputed here (the intervals need the full
+    bootstrap: `python -m dqn_tf.report ... --markdown` prints them)."""
+    ours = report.read_ours(COMMITTED_SCORES)
+    references = {name: report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
+                  for name in ("DER", "DrQ_eps", "SPR")}
+    games, runs = report.select(ours, references, TABLE)
+    rows = markdown_rows("README.md", "## Atari 100k")
+    matrices = {"drq_eps": report.normalised_matrix(ours, games, runs, TABLE)}
+    for name, scores in references.items():
+        matrices[name] = report.normalised_matrix(scores, games, 100, TABLE)
+    assert set(matrices) <= set(rows), sorted(rows)
+    for name, matrix in matrices.items():
+        assert rows[name][1] == f"{len(games)} × {matrix.shape[0]}", rows[name]
+        printed = [float(cell.split()[0]) for cell in rows[name][2:6]]
+        np.testing.assert_allclose(printed, report.aggregate(matrix), atol=5e-4, err_msg=name)
+
+
+def test_the_per_game_table_of_the_docs_is_the_committed_scores():
+    ours = report.read_ours(COMMITTED_SCORES)
+    references = {name: report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
+                  for name in ("DER", "DrQ_eps", "SPR")}
+    expected = report.format_games("drq_eps", ours, references, TABLE, markdown=True)
+    assert expected in open(os.path.join(ROOT, "docs/atari100k.md")).read()

@@ -280,12 +280,14 @@ def _table(specs: list, states: dict, started: float = 0.0) -> str:
 def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
               max_retries: int = 3, poll_seconds: float = 10.0, show=print,
               max_running: int | None = None, stop: SweepStop | None = None,
-              prune: bool = False) -> dict:
+              prune: bool = False, scores_path: str | None = None) -> dict:
     """Runs every spec not finished yet as a Ray task (Ray must be initialised), at most
     `max_running` at once (default: as many as Ray places); returns {output_dir: outcome
     dict}. Shows the table whenever a state changes, and every few polls. When `stop`
     is requested, the running runs are stopped with checkpoints ("stopped") and the
-    queued ones left ("not started"). With `prune`, `prune_finished` each finished run."""
+    queued ones left ("not started"). With `prune`, `prune_finished` each finished run.
+    With `scores_path`, `write_scores` there each time a run finishes: a day-long sweep's
+    scores are readable (and survive a stop of the machine) run by run."""
     import ray  # The sweep is the part of dqn_tf that needs Ray.
     task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                       retry_exceptions=[RunInterrupted])(train_one)
@@ -338,6 +340,8 @@ def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
                 outcome["pruned_bytes"] = prune_finished(spec.output_dir)
             outcomes[spec.output_dir] = outcome
             states[spec.output_dir] = outcome["state"]
+            if outcome["state"] == "finished" and scores_path:
+                write_scores(specs, scores_path)
         launch()
         if done or polls % (6 if stop is None else 60) == 0:
             show(_table(specs, states, started))
@@ -476,7 +480,8 @@ def main(argv):
             outcomes = run_sweep(specs, cpus_per_run=f.cpus_per_run,
                                  gpus_per_run=f.gpus_per_run, max_retries=f.max_retries,
                                  max_running=max_running if f.num_actors > 0 else None,
-                                 stop=stop, prune=f.prune_finished)
+                                 stop=stop, prune=f.prune_finished,
+                                 scores_path=os.path.join(f.output_root, SCORES))
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)

@@ -180,9 +180,10 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
                              tuple(a.replace("flags/cartpole.cfg",
                                              os.path.join(ROOT, "flags", "cartpole.cfg"))
                                    for a in spec.command), spec.num_steps)
-        outcome = {}
+        outcome, scores_path = {}, str(tmp_path / sweep.SCORES)
         sweeper = threading.Thread(target=lambda: outcome.update(sweep.run_sweep(
-            [spec], cpus_per_run=1, poll_seconds=1, show=lambda table: None)))
+            [spec], cpus_per_run=1, poll_seconds=1, show=lambda table: None,
+            scores_path=scores_path)))
         sweeper.start()
         deadline = time.monotonic() + 300
         checkpoints = os.path.join(spec.output_dir, "checkpoints")
@@ -201,6 +202,10 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
         with open(os.path.join(spec.output_dir, "sweep_run.log")) as log:
             text = log.read()
         assert text.count("$ ") == 2 and "Resuming from" in text  # Retried, and resumed.
+        # Its score was written as it finished, not only in the summary at the sweep's end.
+        with open(scores_path) as f:
+            [row] = list(csv.DictReader(f))
+        assert (row["game"], row["seed"], row["agent_steps"]) == ("CartPole", "0", "4000")
     finally:
         ray.shutdown()
         cluster.shutdown()

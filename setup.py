@@ -5,7 +5,7 @@ from setuptools import setup
 MODULES = ["agent", "atari_env", "augmentation", "checkpointing", "config", "distributed",
            "errors", "evaluate", "export", "history", "main", "networks", "optimizers", "plot",
            "protocols", "ray_cluster", "replay", "replay_store", "report", "results",
-           "run", "run_loop", "schedules", "seeding", "sum_tree", "summaries", "sweep",
+           "run", "run_directory", "run_loop", "schedules", "seeding", "sum_tree", "summaries", "sweep",
            "tensorflow_startup", "threads", "timestep", "training"]
 
 setup(

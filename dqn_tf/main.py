@@ -21,6 +21,7 @@ import sys
 from absl import app, flags, logging
 
 from dqn_tf import config as config_lib
+from dqn_tf import run_directory
 from dqn_tf.errors import ActorFailure, OutputWriteError, UserInputError
 
 EXIT_STOPPED_BY_SIGNAL = 75  # EX_TEMPFAIL: checkpointed; rerun the same command to resume.
@@ -46,8 +47,11 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)  # TF logs every SavedModel write at INFO.
     try:
         config = config_lib.from_flags()
-        from dqn_tf import run  # TensorFlow loads here: a bad flag is refused before it.
-        result = run.train(config)
+        # A bad flag, or a run directory in use, unwritable or holding another config, is
+        # refused before TensorFlow loads (in `import run`).
+        lock = run_directory.claim(config)
+        from dqn_tf import run
+        result = run.train(config, lock)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

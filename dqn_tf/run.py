@@ -14,20 +14,21 @@ import dataclasses
 import os
 import signal
 
-from dqn_tf import checkpointing, export, run_loop, seeding, threads, training
+from dqn_tf import checkpointing, export, run_directory, run_loop, seeding, threads, training
 from dqn_tf import config as config_lib
 
 
-def train(config: config_lib.Config) -> dict:
+def train(config: config_lib.Config, lock: run_directory.RunLock | None = None) -> dict:
     """Runs (or resumes) training as `config` says; returns final statistics.
 
-    The run directory is locked for the whole run (`checkpointing.RunLock`), and
-    SIGINT/SIGTERM are caught from the start: one during a long restore still stops
-    with a checkpoint (exit 75 from `dqn_tf.main`), not with the default handler.
+    The run directory is locked for the whole run (`lock`, from `run_directory.claim`,
+    which `dqn_tf.main` calls before TensorFlow loads; claimed here if None) and
+    released at the end. SIGINT/SIGTERM are caught from the start: one during a long restore still
+    stops with a checkpoint (exit 75 from `dqn_tf.main`), not with the default handler.
     """
     threads.set_tf_threads(config.intra_op_threads, config.jit_compile)
-    lock = checkpointing.prepare_run_directory(config.output_dir, config.learning_fields(),
-                                               config.overwrite, config_lib.with_defaults)
+    if lock is None:
+        lock = run_directory.claim(config)
     stop = training.StopRequest()
     previous_handlers = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
     try:

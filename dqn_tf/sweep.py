@@ -48,7 +48,7 @@ import time
 
 from absl import app, flags
 
-from dqn_tf import protocols, ray_cluster, results
+from dqn_tf import protocols, ray_cluster, results, run_directory
 from dqn_tf import config as config_lib
 from dqn_tf.atari_env import resolve_env_id
 from dqn_tf.errors import UserInputError
@@ -232,12 +232,11 @@ def prune_finished(output_dir: str) -> int:
     stay, that checkpoint whole: training the run further (a larger --num_steps) restores
     it with the chunks missing, which costs their transitions, not the checkpoint
     (`ReplayStore.read`): the replay refills --min_replay_size transitions first."""
-    from dqn_tf.checkpointing import RunLock  # Imports TensorFlow: only when pruning.
     checkpoints = os.path.join(output_dir, "checkpoints")
     if not os.path.isdir(checkpoints):
         return 0
     try:
-        lock = RunLock(output_dir)
+        lock = run_directory.RunLock(output_dir)
     except UserInputError:  # Another process is writing the run: leave it.
         return 0
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dqn_tf import checkpointing
+from dqn_tf import checkpointing, run_directory
 from dqn_tf.errors import UserInputError
 from dqn_tf.replay import ReplayMemory
 
@@ -117,12 +117,12 @@ def test_a_failed_save_leaves_no_replay_chunks(tmp_path):
 
 def test_a_second_process_on_a_run_directory_is_refused(tmp_path):
     run = str(tmp_path / "run")
-    lock = checkpointing.prepare_run_directory(run, {"env": "A"}, overwrite=False)
+    lock = run_directory.prepare_run_directory(run, {"env": "A"}, overwrite=False)
     with pytest.raises(UserInputError, match=f"in use by another dqn_tf process \\(pid "
                                              f"{os.getpid()}\\)"):
-        checkpointing.prepare_run_directory(run, {"env": "A"}, overwrite=False)
+        run_directory.prepare_run_directory(run, {"env": "A"}, overwrite=False)
     lock.release()  # As the kernel does when the holder dies, however it dies.
-    checkpointing.prepare_run_directory(run, {"env": "A"}, overwrite=False).release()
+    run_directory.prepare_run_directory(run, {"env": "A"}, overwrite=False).release()
 
 
 def test_a_read_only_reader_leaves_a_writers_files_alone(tmp_path):
@@ -197,13 +197,13 @@ def test_turning_the_replay_off_on_resume_frees_its_disk(tmp_path):
 def test_run_directory_refuses_other_config_unless_overwrite(tmp_path):
     run = str(tmp_path / "run")
     for _ in range(2):
-        checkpointing.prepare_run_directory(run, {"env": "A", "sizes": (1, 2)},
+        run_directory.prepare_run_directory(run, {"env": "A", "sizes": (1, 2)},
                                             overwrite=False).release()
     os.makedirs(os.path.join(run, "checkpoints", "ckpt-000000000001"))
     with pytest.raises(UserInputError) as error:
-        checkpointing.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)}, overwrite=False)
+        run_directory.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)}, overwrite=False)
     assert "env: 'A' -> 'B'" in str(error.value) and "--overwrite" in str(error.value)
-    checkpointing.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)},
+    run_directory.prepare_run_directory(run, {"env": "B", "sizes": (1, 2)},
                                         overwrite=True).release()
     assert not os.path.exists(os.path.join(run, "checkpoints"))
     with open(os.path.join(run, "config.json")) as f:
@@ -214,7 +214,7 @@ def test_unwritable_output_dir_is_a_clear_error(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
     with pytest.raises(UserInputError, match="not writable"):
-        checkpointing.prepare_run_directory(str(blocker / "run"), {}, overwrite=False)
+        run_directory.prepare_run_directory(str(blocker / "run"), {}, overwrite=False)
 
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.

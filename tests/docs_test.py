@@ -393,3 +393,14 @@ def test_readme_is_short_and_links_every_doc():
 
 if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
     sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))
+
+
+def test_the_module_map_names_every_module():
+    """docs/design.md's table of modules, against the package's files."""
+    modules = {f[:-3] for f in os.listdir(os.path.join(ROOT, "dqn_tf"))
+               if f.endswith(".py") and f != "__init__.py"}
+    text = open(os.path.join(ROOT, "docs", "design.md")).read()
+    table = text.split("## Implementation notes", 1)[0]
+    named = {name for line in table.splitlines() if line.startswith("| `")
+             for name in re.findall(r"`(\w+)`", line.split("|")[1])}
+    assert modules == named, (sorted(modules - named), sorted(named - modules))

@@ -44,6 +44,17 @@ def run(output_dir, *extra, preexec_fn=None):
                           timeout=300, preexec_fn=preexec_fn)
 
 
+def refused_before_tensorflow(output_dir, *extra):
+    """Runs a training command that must be refused; asserts that TensorFlow was not
+    imported first (Python's -X importtime lists every import on stderr)."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", *command(output_dir, *extra)[1:]],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    imports = [line for line in proc.stderr.splitlines() if line.startswith("import time:")]
+    assert imports and not any(line.split("|")[-1].strip() == "tensorflow" for line in imports)
+    return proc
+
+
 def error_lines(proc):
     return [line for line in proc.stderr.splitlines() if line.startswith("error:")]
 
@@ -172,8 +183,7 @@ def test_a_second_process_on_a_run_in_use_is_refused_until_the_first_dies(tmp_pa
     out = str(tmp_path / "run")
     training = Training(out, "--num_steps=1000000")
     assert training.started.wait(120)
-    second = run(out, "--num_steps=500")
-    assert second.returncode == 2
+    second = refused_before_tensorflow(out, "--num_steps=500")
     [error] = error_lines(second)
     assert f"is in use by another dqn_tf process (pid {training.proc.pid})" in error
     training.proc.send_signal(signal.SIGKILL)  # The kernel drops the lock with the process.
@@ -257,8 +267,7 @@ def test_output_dir_with_another_config_or_unwritable_is_refused(tmp_path):
     assert run(out, "--num_steps=250").returncode == 0
     with open(os.path.join(out, "config.json")) as f:
         config_before = f.read()
-    proc = run(out, "--num_steps=500", "--gamma=0.9")
-    assert proc.returncode == 2
+    proc = refused_before_tensorflow(out, "--num_steps=500", "--gamma=0.9")
     [error] = error_lines(proc)
     assert "holds a run with a different config (gamma: 0.99 -> 0.9)" in error
     assert "--overwrite" in error
@@ -267,8 +276,7 @@ def test_output_dir_with_another_config_or_unwritable_is_refused(tmp_path):
     assert checkpoint_steps(out) == [250]
     blocker = tmp_path / "a_file"
     blocker.write_text("")
-    proc = run(str(blocker / "run"))
-    assert proc.returncode == 2
+    proc = refused_before_tensorflow(str(blocker / "run"))
     [error] = error_lines(proc)
     assert "is not writable" in error and "choose another --output_dir" in error
 

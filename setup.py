@@ -44,8 +44,9 @@ setup(
         # needs arch < 8, whose 7.x releases break on pandas 3 (deprecate_kwarg).
         "report": ["rliable==1.2.*", "pandas<3"],
         # The suite runs on two pytest-xdist workers (pytest.ini); LiteRT's interpreter
-        # runs the TFLite conversion of a SavedModel (tf.lite.Interpreter is deprecated).
+        # runs the TFLite conversion of a SavedModel (tf.lite.Interpreter is deprecated);
+        # ruff's pyflakes rules find names used but undefined or shadowed.
         "test": ["pytest>=8", "pytest-xdist>=3.5", "ray==2.60.*", "rliable==1.2.*",
-                 "pandas<3", "ai-edge-litert>=2.3"],
+                 "pandas<3", "ai-edge-litert>=2.3", "ruff>=0.6"],
     },
 )

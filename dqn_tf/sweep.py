@@ -33,7 +33,9 @@ While it runs, a table shows one line per run: state, agent step, latest evaluat
 and steps/s. At the end it writes <output_root>/sweep_summary.json, the learning
 curves of all runs (<output_root>/curves.png, `dqn_tf.plot`) and <output_root>/scores.csv:
 one row per finished run, its final evaluation and what the run cost (`SCORE_COLUMNS`),
-what `dqn_tf.report` reads.
+what `dqn_tf.report` reads. --scores names another file: a game and seed already there
+count as finished (their rows are kept), so a sweep goes on from a committed scores.csv on
+a machine where the earlier run directories are gone.
 """
 
 import csv
@@ -96,7 +98,7 @@ class SweepStop:
         self.requested = True
 
 
-def run_directory(output_root: str, preset: str, game: str, seed: int) -> str:
+def run_path(output_root: str, preset: str, game: str, seed: int) -> str:
     return os.path.join(output_root, f"{preset}-{game}-{seed}")
 
 
@@ -109,7 +111,7 @@ def plan(games: list, seeds: list, preset: str, output_root: str, training_flags
     for seed in seeds:
         for game in games:
             short = resolve_env_id(game).split("/")[-1].split("-v")[0]
-            directory = os.path.abspath(run_directory(output_root, preset, short, seed))
+            directory = os.path.abspath(run_path(output_root, preset, short, seed))
             command = (sys.executable, "-m", "dqn_tf.main", *training_flags, f"--env={game}",
                        f"--seed={seed}", f"--output_dir={directory}", "--noprogress")
             specs.append(RunSpec(short, seed, directory, command, num_steps))
@@ -279,22 +281,25 @@ def _table(specs: list, states: dict, started: float = 0.0) -> str:
 def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
               max_retries: int = 3, poll_seconds: float = 10.0, show=print,
               max_running: int | None = None, stop: SweepStop | None = None,
-              prune: bool = False, scores_path: str | None = None) -> dict:
+              prune: bool = False, scores_path: str | None = None,
+              recorded: dict | None = None) -> dict:
     """Runs every spec not finished yet as a Ray task (Ray must be initialised), at most
     `max_running` at once (default: as many as Ray places); returns {output_dir: outcome
     dict}. Shows the table whenever a state changes, and every few polls. When `stop`
     is requested, the running runs are stopped with checkpoints ("stopped") and the
     queued ones left ("not started"). With `prune`, `prune_finished` each finished run.
     With `scores_path`, `write_scores` there each time a run finishes: a day-long sweep's
-    scores are readable (and survive a stop of the machine) run by run."""
+    scores are readable (and survive a stop of the machine) run by run. A run whose
+    (game, seed) is in `recorded` (`read_scores`) is skipped as finished."""
     import ray  # The sweep is the part of dqn_tf that needs Ray.
     task = ray.remote(num_cpus=cpus_per_run, num_gpus=gpus_per_run, max_retries=max_retries,
                       retry_exceptions=[RunInterrupted])(train_one)
     inter_op_threads = max(1, int(cpus_per_run))
     started = time.time()
     states, outcomes, pending, queued = {}, {}, {}, []
+    recorded = recorded or {}
     for spec in specs:
-        if is_finished(spec):
+        if is_finished(spec) or (spec.game, spec.seed) in recorded:
             states[spec.output_dir] = "skipped"
             outcomes[spec.output_dir] = {"state": "skipped (finished before)"}
         else:
@@ -340,7 +345,7 @@ def run_sweep(specs: list, *, cpus_per_run: float, gpus_per_run: float = 0.0,
             outcomes[spec.output_dir] = outcome
             states[spec.output_dir] = outcome["state"]
             if outcome["state"] == "finished" and scores_path:
-                write_scores(specs, scores_path)
+                write_scores(specs, scores_path, recorded)
         launch()
         if done or polls % (6 if stop is None else 60) == 0:
             show(_table(specs, states, started))
@@ -366,9 +371,32 @@ def score_row(spec: RunSpec) -> dict | None:
                                  if wall and wall > evals else None)}
 
 
-def write_scores(specs: list, path: str) -> int:
-    """Writes the finished runs' `score_row`s to `path` (CSV); returns how many."""
-    rows = [row for row in map(score_row, specs) if row is not None]
+def read_scores(path: str) -> dict:
+    """{(game, seed): row} of a scores.csv `write_scores` wrote ({} if there is none).
+
+    Raises:
+      UserInputError: the file is not a scores.csv (its header is not `SCORE_COLUMNS`).
+    """
+    try:
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            if tuple(reader.fieldnames or ()) != SCORE_COLUMNS:
+                raise UserInputError(
+                    f"--scores={path} is not a sweep's scores.csv: its header is "
+                    f"{','.join(reader.fieldnames or ())}, not {','.join(SCORE_COLUMNS)}; "
+                    "name another file")
+            return {(row["game"], int(row["seed"])): row for row in reader}
+    except FileNotFoundError:
+        return {}
+
+
+def write_scores(specs: list, path: str, recorded: dict | None = None) -> int:
+    """Writes the `recorded` rows (`read_scores`), then the finished runs' `score_row`s
+    that are not among them, to `path` (CSV); returns how many rows."""
+    recorded = recorded or {}
+    rows = list(recorded.values()) + [
+        row for row in map(score_row, specs)
+        if row is not None and (row["game"], row["seed"]) not in recorded]
     with open(path + ".tmp", "w", newline="") as f:
         writer = csv.DictWriter(f, SCORE_COLUMNS, lineterminator="\n")
         writer.writeheader()
@@ -377,9 +405,10 @@ def write_scores(specs: list, path: str) -> int:
     return len(rows)
 
 
-def summarise(specs: list, outcomes: dict, output_root: str, window: tuple) -> dict:
-    """Writes sweep_summary.json, curves.png and scores.csv over every run; returns the
-    summary."""
+def summarise(specs: list, outcomes: dict, output_root: str, window: tuple,
+              scores_path: str, recorded: dict | None = None) -> dict:
+    """Writes sweep_summary.json, curves.png and `scores_path` over every run (and the
+    `recorded` rows); returns the summary."""
     from dqn_tf import plot  # Reads TensorBoard files with TensorFlow: only here, at the end.
     summary = []
     for spec in specs:
@@ -395,7 +424,7 @@ def summarise(specs: list, outcomes: dict, output_root: str, window: tuple) -> d
         summary.append(entry)
     with open(os.path.join(output_root, "sweep_summary.json"), "w") as f:
         json.dump({"window_frames": list(window), "runs": summary}, f, indent=1)
-    write_scores(specs, os.path.join(output_root, SCORES))
+    write_scores(specs, scores_path, recorded)
     runs = [plot.load_run(s.output_dir) for s in specs
             if os.path.exists(os.path.join(s.output_dir, "config.json"))]
     if runs:
@@ -452,11 +481,13 @@ def main(argv):
         preset = f.name or preset_name(sys.argv)
         specs = plan(expand_games(f.games), seeds, preset, f.output_root,
                      training_flags_given(f), f.num_steps)
+        scores_path = f.scores or os.path.join(f.output_root, SCORES)
+        recorded = read_scores(scores_path)
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
     os.makedirs(f.output_root, exist_ok=True)
-    if all(is_finished(spec) for spec in specs):  # Nothing to run: no need for Ray.
+    if all(is_finished(s) or (s.game, s.seed) in recorded for s in specs):  # Nothing to run: no need for Ray.
         outcomes = {s.output_dir: {"state": "skipped (finished before)"} for s in specs}
         print(_table(specs, {s.output_dir: "skipped" for s in specs}))
     else:
@@ -480,13 +511,13 @@ def main(argv):
                                  gpus_per_run=f.gpus_per_run, max_retries=f.max_retries,
                                  max_running=max_running if f.num_actors > 0 else None,
                                  stop=stop, prune=f.prune_finished,
-                                 scores_path=os.path.join(f.output_root, SCORES))
+                                 scores_path=scores_path, recorded=recorded)
         except UserInputError as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(2)
         finally:
             ray.shutdown()
-    summary = summarise(specs, outcomes, f.output_root, (low, high))
+    summary = summarise(specs, outcomes, f.output_root, (low, high), scores_path, recorded)
     if any(o.get("state") in ("stopped", "not started") for o in outcomes.values()):
         print("sweep: stopped by a signal, its running runs checkpointed: rerun the same "
               "command to resume", file=sys.stderr)
@@ -496,7 +527,7 @@ def main(argv):
     print(f"sweep: {len(specs) - len(failed)} of {len(specs)} runs finished ({skipped} "
           f"skipped: finished before); "
           f"{os.path.join(f.output_root, 'sweep_summary.json')}, "
-          f"{os.path.join(f.output_root, 'curves.png')}, {os.path.join(f.output_root, SCORES)}")
+          f"{os.path.join(f.output_root, 'curves.png')}, {scores_path}")
     for run in failed:
         print(f"failed: {run['output_dir']}: {run.get('error')}", file=sys.stderr)
     sys.exit(1 if failed else 0)
@@ -517,6 +548,11 @@ def define_flags():
     flags.DEFINE_boolean("prune_finished", True, "Delete a finished run's saved replay and "
                          "all but its newest checkpoint (keep them to train it further "
                          "with its replay).")
+    flags.DEFINE_string("scores", None, "The scores CSV to write (default: "
+                        "<output_root>/scores.csv). A (game, seed) it already holds counts as "
+                        "finished and keeps its row: point it at a committed "
+                        "benchmarks/<...>/scores.csv to go on with a sweep on another machine, "
+                        "where the run directories are gone.")
     flags.DEFINE_string("window", "1000000:2000000", "FROM_FRAMES:TO_FRAMES of the mean "
                         "training return in the summary.")
 

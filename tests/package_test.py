@@ -172,7 +172,17 @@ def test_the_test_extra_installs_what_pytest_ini_and_the_tests_use():
     ini.read(os.path.join(ROOT, "pytest.ini"))
     if "-n" in ini["pytest"]["addopts"].split():
         assert "pytest-xdist" in test_extra
-    assert {"pytest", "ray", "rliable", "ai-edge-litert"} <= test_extra
+    assert {"pytest", "ray", "rliable", "ai-edge-litert", "ruff"} <= test_extra
+
+
+def test_no_name_is_undefined_shadowed_or_unused():
+    """Pyflakes' checks (ruff's F rules) over the package and the tests: a function named
+    like a module it imports once shadowed that module in dqn_tf.sweep, which only the
+    slow sweep tests reached."""
+    proc = subprocess.run([sys.executable, "-m", "ruff", "check", "--select", "F",
+                           "--no-cache", "--output-format", "concise", "dqn_tf", "tests"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-1000:]
 
 
 def test_one_tensorflow_distribution_with_or_without_the_gpu_extra():

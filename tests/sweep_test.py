@@ -79,6 +79,29 @@ def test_the_sweep_command_refuses_bad_input_in_one_line(tmp_path, args, message
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
+def test_runs_in_the_scores_file_count_as_finished_where_their_directories_are_gone(
+        tmp_path):
+    """A sweep goes on on another machine from its committed scores.csv: with every run
+    there, it starts neither Ray nor a run, and keeps the file's rows."""
+    scores = tmp_path / "scores.csv"
+    text = (",".join(sweep.SCORE_COLUMNS) + "\nCartPole,0,2000,2,9.5,30.1,1.0,68.8\n"
+            "CartPole,1,2000,2,11.0,29.7,1.0,69.6\nPong,0,100000,100,-20.1,3600,300,30.3\n")
+    scores.write_text(text)
+    command = [sys.executable, "-m", "dqn_tf.sweep", *CARTPOLE, "--games=CartPole-v1",
+               "--seeds=0,1", "--num_steps=2000", f"--output_root={tmp_path / 'runs'}",
+               f"--scores={scores}"]
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "(2 skipped: finished before)" in proc.stdout and "Ray" not in proc.stderr
+    assert scores.read_text() == text
+    assert not os.path.exists(tmp_path / "runs" / "cartpole-CartPole-0")
+    scores.write_text("game,seed,return\nPong,0,1.0\n")  # Not a sweep's scores.csv.
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: --scores="), proc.stderr
+    assert "not a sweep's scores.csv" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 @pytest.mark.slow
 def test_a_cartpole_sweep_completes_and_a_rerun_skips_it(tmp_path):
     command = [sys.executable, "-m", "dqn_tf.sweep", *CARTPOLE, "--games=CartPole-v1",
@@ -174,16 +197,21 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
         # The preset first, so CARTPOLE's overrides hold: a checkpoint every 500 steps leaves
         # 3,500 steps to go when the node is removed (after the preset, its 10,000 made the
         # final checkpoint the first, and the run could finish before the node went).
-        [spec] = sweep.plan(["CartPole-v1"], [0], "cartpole", str(tmp_path),
-                            [*CARTPOLE, "--num_steps=4000"], 4000)
+        [spec, recorded_spec] = sweep.plan(["CartPole-v1"], [0, 5], "cartpole", str(tmp_path),
+                                           [*CARTPOLE, "--num_steps=4000"], 4000)
         spec = sweep.RunSpec(spec.game, spec.seed, spec.output_dir,
                              tuple(a.replace("flags/cartpole.cfg",
                                              os.path.join(ROOT, "flags", "cartpole.cfg"))
                                    for a in spec.command), spec.num_steps)
+        # Seed 5 finished on another machine: its row is in the scores file, its run
+        # directory is not here. It is skipped, and its row kept first.
         outcome, scores_path = {}, str(tmp_path / sweep.SCORES)
+        with open(scores_path, "w") as f:
+            f.write(",".join(sweep.SCORE_COLUMNS) + "\nCartPole,5,4000,2,187.5,60.0,5.0,72.7\n")
+        recorded = sweep.read_scores(scores_path)
         sweeper = threading.Thread(target=lambda: outcome.update(sweep.run_sweep(
-            [spec], cpus_per_run=1, poll_seconds=1, show=lambda table: None,
-            scores_path=scores_path)))
+            [spec, recorded_spec], cpus_per_run=1, poll_seconds=1, show=lambda table: None,
+            scores_path=scores_path, recorded=recorded)))
         sweeper.start()
         deadline = time.monotonic() + 300
         checkpoints = os.path.join(spec.output_dir, "checkpoints")
@@ -197,6 +225,8 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
         cluster.add_node(num_cpus=1, object_store_memory=128 * 2**20)  # Where it goes on.
         sweeper.join(600)
         assert outcome[spec.output_dir]["state"] == "finished", outcome
+        assert outcome[recorded_spec.output_dir]["state"].startswith("skipped"), outcome
+        assert not os.path.exists(recorded_spec.output_dir)
         progress = results.read_progress(spec.output_dir)
         assert progress["state"] == "finished" and progress["agent_steps"] == 4000
         with open(os.path.join(spec.output_dir, "sweep_run.log")) as log:
@@ -204,7 +234,9 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
         assert text.count("$ ") == 2 and "Resuming from" in text  # Retried, and resumed.
         # Its score was written as it finished, not only in the summary at the sweep's end.
         with open(scores_path) as f:
-            [row] = list(csv.DictReader(f))
+            kept, row = list(csv.DictReader(f))
+        assert list(kept.values()) == ["CartPole", "5", "4000", "2", "187.5", "60.0", "5.0",
+                                       "72.7"]
         assert (row["game"], row["seed"], row["agent_steps"]) == ("CartPole", "0", "4000")
     finally:
         ray.shutdown()

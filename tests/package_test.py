@@ -61,13 +61,14 @@ def imports_of(module: str, modules: set) -> set:
 
 
 def build_targets() -> dict:
-    """BUILD's targets by name, each {"srcs": [...], "deps": [...]}: BUILD is read as
+    """BUILD's targets by name, each {"srcs", "deps", "data": [...]}: BUILD is read as
     the Python subset it is written in, with glob() run against the source tree."""
     import glob as globbing
     targets = {}
 
-    def rule(name, srcs=(), deps=(), **_):
-        targets[name] = {"srcs": list(srcs), "deps": [d.lstrip(":") for d in deps]}
+    def rule(name, srcs=(), deps=(), data=(), **_):
+        targets[name] = {"srcs": list(srcs), "deps": [d.lstrip(":") for d in deps],
+                         "data": list(data)}
 
     def glob(patterns):
         return sorted(os.path.relpath(f, ROOT) for p in patterns
@@ -114,6 +115,21 @@ def test_build_deps_cover_every_import():
                 if lacking:
                     missing[name] = sorted(lacking)
     assert not missing, f"BUILD targets lack deps for the files they import: {missing}"
+
+
+def test_build_data_holds_the_flagfiles_each_test_names():
+    """A test that runs `--flagfile=flags/x.cfg` finds it under `bazel test` only if its
+    target lists it as data (the sweep test's CartPole flagfile once failed CI so)."""
+    lacking = {}
+    for name, target in sorted(build_targets().items()):
+        for src in target["srcs"]:
+            if src.startswith("tests/") and src.endswith("_test.py"):
+                text = open(os.path.join(ROOT, src)).read()
+                named = {f for f in re.findall(r"flags/\w+\.cfg", text)
+                         if os.path.exists(os.path.join(ROOT, f))}
+                if named - set(target["data"]):
+                    lacking[name] = sorted(named - set(target["data"]))
+    assert not lacking, f"BUILD test targets lack the flagfiles they use as data: {lacking}"
 
 
 def test_no_import_circle_in_the_package():

@@ -33,6 +33,7 @@ Bootstrap draws are seeded (--seed): the same command prints the same numbers.
 import csv
 import os
 import sys
+import textwrap
 
 from absl import app, flags, logging
 import numpy as np
@@ -206,9 +207,9 @@ def plot(names: list, points: dict, intervals: dict, profiles: dict, bands: dict
     import matplotlib.pyplot as plt
     from rliable import plot_utils
     colors = dict(zip(names, plt.get_cmap("tab10").colors))
-    figure = plt.figure(figsize=(15, 4.2 + 0.45 * len(names)))
-    grid = figure.add_gridspec(2, len(METRICS), height_ratios=[0.35 * len(names), 3.2],
-                               hspace=0.45 + 0.05 * len(names))
+    # Constrained layout leaves room for a title of several lines above the panels.
+    figure = plt.figure(figsize=(15, 4.6 + 0.45 * len(names)), layout="constrained")
+    grid = figure.add_gridspec(2, len(METRICS), height_ratios=[0.35 * len(names), 3.2])
     for i, metric in enumerate(METRICS):
         axis = figure.add_subplot(grid[0, i])
         for row, name in enumerate(names):
@@ -227,10 +228,27 @@ def plot(names: list, points: dict, intervals: dict, profiles: dict, bands: dict
         ylabel=r"fraction of runs with score $> \tau$", labelsize="medium",
         ticklabelsize="medium", legend=True)
     axis.legend(loc="upper right")
-    figure.suptitle(title)
+    figure.suptitle(textwrap.fill(title, 110))
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     figure.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(figure)
+
+
+def coverage_note(games: int, all_games: int, runs: int, most_runs: int) -> str:
+    """What the aggregates cover, said in the report's first line: `games` of the
+    benchmark's `all_games`, `runs` per game (the most any game has: `most_runs`)."""
+    if games < all_games:
+        note = (f"PARTIAL: the {games} of {all_games} games with runs so far, the references "
+                "on the same games")
+    else:
+        note = f"all {all_games} games"
+    if runs < most_runs:
+        note += (f"; PARTIAL: {runs} runs per game (the lowest seeds), as some games have no "
+                 f"more yet (up to {most_runs})")
+    if runs == 1:
+        note += ("; one run per game: ours has intervals of no width, as the bootstrap "
+                 "resamples runs within each game")
+    return note
 
 
 def report(scores_path: str, reference_names: list, reference_dir: str, name: str,
@@ -258,15 +276,7 @@ def report(scores_path: str, reference_names: list, reference_dir: str, name: st
                                           table)
     names = list(matrices)
     points, intervals = interval_estimates(matrices, reps, seed)
-    if len(games) < len(table):
-        coverage = (f"PARTIAL: the {len(games)} of {len(table)} games with runs so far, the "
-                    "references on the same games")
-    else:
-        coverage = f"all {len(table)} games"
-    most = max(len(ours[game]) for game in games)
-    if runs < most:
-        coverage += (f"; PARTIAL: {runs} runs per game (the lowest seeds), as some games "
-                     f"have no more yet (up to {most})")
+    coverage = coverage_note(len(games), len(table), runs, max(len(ours[g]) for g in games))
     text = [f"Atari 100k, human-normalised scores (random/human: {NORMALISATION}); "
             f"{coverage}.",
             f"95 % stratified-bootstrap intervals: rliable, {reps:,} resamples of runs within "

@@ -75,6 +75,16 @@ def write_scores(path, rows):
             f.write(f"{game},{seed},100000,100,{value},3000,100,35\n")
 
 
+def test_the_first_line_says_what_the_aggregates_cover():
+    assert report.coverage_note(26, 26, 3, 3) == "all 26 games"
+    partial = report.coverage_note(8, 26, 2, 3)
+    assert partial.startswith("PARTIAL: the 8 of 26 games")
+    assert "PARTIAL: 2 runs per game" in partial
+    assert "no width" not in partial
+    # One seed per game: the bootstrap has nothing to resample, which the reader is told.
+    assert "intervals of no width" in report.coverage_note(8, 26, 1, 1)
+
+
 @pytest.mark.slow
 def test_command_prints_partial_aggregates_games_and_writes_the_picture(tmp_path):
     scores = tmp_path / "drq_eps" / "scores.csv"

@@ -33,9 +33,11 @@ While it runs, a table shows one line per run: state, agent step, latest evaluat
 and steps/s. At the end it writes <output_root>/sweep_summary.json, the learning
 curves of all runs (<output_root>/curves.png, `dqn_tf.plot`) and <output_root>/scores.csv:
 one row per finished run, its final evaluation and what the run cost (`SCORE_COLUMNS`),
-what `dqn_tf.report` reads. --scores names another file: a game and seed already there
-count as finished (their rows are kept), so a sweep goes on from a committed scores.csv on
-a machine where the earlier run directories are gone.
+what `dqn_tf.report` reads. --scores names another file, which is also the sweep's ledger:
+a game and seed already there count as finished (their rows are kept), so a sweep goes on
+from a committed scores.csv on a machine where the earlier run directories are gone. Keep
+one such file per preset: its rows must be runs of the sweep's --num_steps (checked), and
+of its flags (not checked: the file does not record them).
 """
 
 import csv
@@ -371,23 +373,43 @@ def score_row(spec: RunSpec) -> dict | None:
                                  if wall and wall > evals else None)}
 
 
-def read_scores(path: str) -> dict:
-    """{(game, seed): row} of a scores.csv `write_scores` wrote ({} if there is none).
+def read_scores(path: str, num_steps: int) -> dict:
+    """{(game, seed): row} of the scores.csv at `path` ({} if there is none), the ledger
+    of a sweep whose runs train for `num_steps` agent steps.
 
     Raises:
-      UserInputError: the file is not a scores.csv (its header is not `SCORE_COLUMNS`).
+      UserInputError: the file is not a scores.csv (empty, another header, a row that is
+        not a run's, a game and seed twice), or it holds runs of another length.
     """
+    def refuse(problem: str) -> UserInputError:
+        return UserInputError(f"--scores={path} {problem}; name another file")
+
     try:
         with open(path, newline="") as f:
             reader = csv.DictReader(f)
-            if tuple(reader.fieldnames or ()) != SCORE_COLUMNS:
-                raise UserInputError(
-                    f"--scores={path} is not a sweep's scores.csv: its header is "
-                    f"{','.join(reader.fieldnames or ())}, not {','.join(SCORE_COLUMNS)}; "
-                    "name another file")
-            return {(row["game"], int(row["seed"])): row for row in reader}
+            if reader.fieldnames is None:
+                raise refuse(f"is empty, not a sweep's scores.csv ({','.join(SCORE_COLUMNS)})")
+            if tuple(reader.fieldnames) != SCORE_COLUMNS:
+                raise refuse(f"is not a sweep's scores.csv: its header is "
+                             f"{','.join(reader.fieldnames)}, not {','.join(SCORE_COLUMNS)}")
+            recorded = {}
+            for line, row in enumerate(reader, start=2):
+                try:
+                    key, steps = (row["game"], int(row["seed"])), int(row["agent_steps"])
+                except (TypeError, ValueError):
+                    raise refuse(f"line {line} is not a run's row (its seed and agent_steps "
+                                 "must be integers)") from None
+                if key in recorded:
+                    raise refuse(f"holds {key[0]} seed {key[1]} twice (line {line})")
+                if steps != num_steps:
+                    raise refuse(f"holds a run of {steps:,} agent steps ({key[0]} seed "
+                                 f"{key[1]}); this sweep trains for {num_steps:,}")
+                recorded[key] = row
+            return recorded
     except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError) as error:
+        raise refuse(f"cannot be read as a CSV file ({error.__class__.__name__})") from None
 
 
 def write_scores(specs: list, path: str, recorded: dict | None = None) -> int:
@@ -482,7 +504,9 @@ def main(argv):
         specs = plan(expand_games(f.games), seeds, preset, f.output_root,
                      training_flags_given(f), f.num_steps)
         scores_path = f.scores or os.path.join(f.output_root, SCORES)
-        recorded = read_scores(scores_path)
+        # Only a file named by --scores is a ledger: the default one is rewritten from the
+        # run directories, which decide (with their flags) what is finished.
+        recorded = read_scores(f.scores, specs[0].num_steps) if f.scores else {}
     except UserInputError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
@@ -549,10 +573,11 @@ def define_flags():
                          "all but its newest checkpoint (keep them to train it further "
                          "with its replay).")
     flags.DEFINE_string("scores", None, "The scores CSV to write (default: "
-                        "<output_root>/scores.csv). A (game, seed) it already holds counts as "
-                        "finished and keeps its row: point it at a committed "
-                        "benchmarks/<...>/scores.csv to go on with a sweep on another machine, "
-                        "where the run directories are gone.")
+                        "<output_root>/scores.csv, rewritten from the run directories). A "
+                        "file named here is the sweep's ledger: a (game, seed) it already "
+                        "holds counts as finished and keeps its row. Point it at a committed "
+                        "benchmarks/<preset>/scores.csv to go on with a sweep on another "
+                        "machine, where the run directories are gone; one file per preset.")
     flags.DEFINE_string("window", "1000000:2000000", "FROM_FRAMES:TO_FRAMES of the mean "
                         "training return in the summary.")
 

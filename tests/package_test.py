@@ -61,21 +61,24 @@ def imports_of(module: str, modules: set) -> set:
 
 
 def build_targets() -> dict:
-    """BUILD's targets by name, each {"srcs", "deps", "data": [...]}: BUILD is read as
+    """BUILD's targets by name, each {"kind", "srcs", "deps", "data"}: BUILD is read as
     the Python subset it is written in, with glob() run against the source tree."""
     import glob as globbing
     targets = {}
 
-    def rule(name, srcs=(), deps=(), data=(), **_):
-        targets[name] = {"srcs": list(srcs), "deps": [d.lstrip(":") for d in deps],
-                         "data": list(data)}
+    def rule(kind):
+        def add(name, srcs=(), deps=(), data=(), **_):
+            targets[name] = {"kind": kind, "srcs": list(srcs), "data": list(data),
+                             "deps": [d.lstrip(":") for d in deps]}
+        return add
 
     def glob(patterns):
         return sorted(os.path.relpath(f, ROOT) for p in patterns
                       for f in globbing.glob(os.path.join(ROOT, p)))
 
     exec(open(os.path.join(ROOT, "BUILD")).read(),  # noqa: S102 (our own BUILD file)
-         {"py_library": rule, "py_test": rule, "package": lambda **_: None, "glob": glob})
+         {"py_library": rule("py_library"), "py_test": rule("py_test"),
+          "package": lambda **_: None, "glob": glob})
     return targets
 
 
@@ -118,17 +121,31 @@ def test_build_deps_cover_every_import():
 
 
 def test_build_data_holds_the_flagfiles_each_test_names():
-    """A test that runs `--flagfile=flags/x.cfg` finds it under `bazel test` only if its
-    target lists it as data (the sweep test's CartPole flagfile once failed CI so)."""
+    """A test that trains from a preset (`--flagfile=flags/x.cfg`, `train_with_preset("x.cfg")`,
+    a fixture of conftest's) finds it under `bazel test` only if its target lists it as
+    data: the sweep test's CartPole flagfile once failed CI so. Every file of tests/ that a
+    test target reaches through its deps counts."""
+    targets = build_targets()
+    presets = set(os.listdir(os.path.join(ROOT, "flags")))
+
+    def reached(name, seen):
+        if name not in seen:
+            seen.add(name)
+            for dep in targets[name]["deps"]:
+                reached(dep, seen)
+        return seen
+
     lacking = {}
-    for name, target in sorted(build_targets().items()):
-        for src in target["srcs"]:
-            if src.startswith("tests/") and src.endswith("_test.py"):
-                text = open(os.path.join(ROOT, src)).read()
-                named = {f for f in re.findall(r"flags/\w+\.cfg", text)
-                         if os.path.exists(os.path.join(ROOT, f))}
-                if named - set(target["data"]):
-                    lacking[name] = sorted(named - set(target["data"]))
+    for name, target in sorted(targets.items()):
+        if target["kind"] != "py_test":
+            continue
+        sources = {f for t in reached(name, set()) for f in targets[t]["srcs"]
+                   if f.startswith("tests/")}
+        named = {f"flags/{m}" for f in sources
+                 for m in re.findall(r"\b(\w+\.cfg)\b", open(os.path.join(ROOT, f)).read())
+                 if m in presets}
+        if named - set(target["data"]):
+            lacking[name] = sorted(named - set(target["data"]))
     assert not lacking, f"BUILD test targets lack the flagfiles they use as data: {lacking}"
 
 

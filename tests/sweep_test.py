@@ -5,6 +5,7 @@ import dataclasses
 import json
 import signal
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -17,6 +18,7 @@ os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 os.environ["RAY_AUTH_MODE"] = "disabled"
 
 from dqn_tf import results, sweep  # noqa: E402
+from dqn_tf.errors import UserInputError  # noqa: E402
 
 # Ray clusters of their own: one test after another, on one worker.
 pytestmark = pytest.mark.xdist_group("ray_sweeps")
@@ -85,7 +87,7 @@ def test_runs_in_the_scores_file_count_as_finished_where_their_directories_are_g
     there, it starts neither Ray nor a run, and keeps the file's rows."""
     scores = tmp_path / "scores.csv"
     text = (",".join(sweep.SCORE_COLUMNS) + "\nCartPole,0,2000,2,9.5,30.1,1.0,68.8\n"
-            "CartPole,1,2000,2,11.0,29.7,1.0,69.6\nPong,0,100000,100,-20.1,3600,300,30.3\n")
+            "CartPole,1,2000,2,11.0,29.7,1.0,69.6\nPong,0,2000,2,-20.1,36.0,3.0,60.3\n")
     scores.write_text(text)
     command = [sys.executable, "-m", "dqn_tf.sweep", *CARTPOLE, "--games=CartPole-v1",
                "--seeds=0,1", "--num_steps=2000", f"--output_root={tmp_path / 'runs'}",
@@ -95,11 +97,37 @@ def test_runs_in_the_scores_file_count_as_finished_where_their_directories_are_g
     assert "(2 skipped: finished before)" in proc.stdout and "Ray" not in proc.stderr
     assert scores.read_text() == text
     assert not os.path.exists(tmp_path / "runs" / "cartpole-CartPole-0")
-    scores.write_text("game,seed,return\nPong,0,1.0\n")  # Not a sweep's scores.csv.
-    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2 and proc.stderr.startswith("error: --scores="), proc.stderr
-    assert "not a sweep's scores.csv" in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    # Not a sweep's scores.csv; runs of another --num_steps (the sweep would skip its own).
+    for other, problem in [("game,seed,return\nPong,0,1.0\n", "not a sweep's scores.csv"),
+                           (text.replace("CartPole,1,2000", "CartPole,1,4000"),
+                            "holds a run of 4,000 agent steps (CartPole seed 1); this sweep "
+                            "trains for 2,000")]:
+        scores.write_text(other)
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and proc.stderr.startswith("error: --scores="), proc.stderr
+        assert problem in proc.stderr and proc.stderr.rstrip().endswith("name another file")
+        assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+        assert scores.read_text() == other  # Left as it was.
+
+
+def test_a_scores_file_that_is_not_a_ledger_is_refused_with_its_problem(tmp_path):
+    header = ",".join(sweep.SCORE_COLUMNS)
+    path = tmp_path / "scores.csv"
+    assert sweep.read_scores(str(path), 2000) == {}  # None yet: nothing recorded.
+    row = "Pong,0,2000,2,-20.1,36.0,3.0,60.3"
+    path.write_text(f"{header}\n{row}\n")
+    assert sweep.read_scores(str(path), 2000)[("Pong", 0)]["mean_return"] == "-20.1"
+    for text, problem in [("", "is empty"),
+                          (f"{header}\n{row}\n{row}\n", "holds Pong seed 0 twice (line 3)"),
+                          (f"{header}\nPong,zero,2000,2,1,1,1,1\n", "line 2 is not a run's row"),
+                          (f"{header}\nPong,0\n", "line 2 is not a run's row"),
+                          (f"{header}\n{row}\n", "holds a run of 2,000 agent steps")]:
+        path.write_text(text)
+        with pytest.raises(UserInputError, match=re.escape(problem)):
+            sweep.read_scores(str(path), 4000 if "2,000" in problem else 2000)
+    path.write_bytes(header.encode() + b"\n\xff\xfe,0\n")
+    with pytest.raises(UserInputError, match="cannot be read as a CSV file"):
+        sweep.read_scores(str(path), 2000)
 
 
 @pytest.mark.slow
@@ -208,7 +236,7 @@ def test_a_run_lost_with_its_node_is_retried_elsewhere_and_resumes(tmp_path):
         outcome, scores_path = {}, str(tmp_path / sweep.SCORES)
         with open(scores_path, "w") as f:
             f.write(",".join(sweep.SCORE_COLUMNS) + "\nCartPole,5,4000,2,187.5,60.0,5.0,72.7\n")
-        recorded = sweep.read_scores(scores_path)
+        recorded = sweep.read_scores(scores_path, 4000)
         sweeper = threading.Thread(target=lambda: outcome.update(sweep.run_sweep(
             [spec, recorded_spec], cpus_per_run=1, poll_seconds=1, show=lambda table: None,
             scores_path=scores_path, recorded=recorded)))

@@ -65,6 +65,24 @@ def checkpoint_steps(output_dir):
             if os.path.exists(os.path.join(p, "COMPLETE")) and ".partial" not in p]
 
 
+@pytest.fixture(scope="module")
+def run_at_500(tmp_path_factory):
+    """A finished 500-step run (checkpoints at 250 and 500, with replay), trained once per
+    worker; tests that start from it take a copy (`copy_of_run_at_500`)."""
+    out = str(tmp_path_factory.mktemp("faults") / "run")
+    proc = run(out, "--num_steps=500")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert checkpoint_steps(out) == [250, 500]
+    return out
+
+
+@pytest.fixture
+def copy_of_run_at_500(run_at_500, tmp_path):
+    out = str(tmp_path / "run")
+    shutil.copytree(run_at_500, out)
+    return out
+
+
 class Training:
     """A training subprocess whose stdout is read line by line in the background."""
 
@@ -208,9 +226,8 @@ def limit_file_size():
 
 
 @pytest.mark.slow
-def test_write_error_while_checkpointing_keeps_the_previous_one_and_stops(tmp_path):
-    out = str(tmp_path / "run")
-    assert run(out, "--num_steps=500").returncode == 0
+def test_write_error_while_checkpointing_keeps_the_previous_one_and_stops(copy_of_run_at_500):
+    out = copy_of_run_at_500
     before = checkpoint_steps(out)
     proc = run(out, "--num_steps=1000", preexec_fn=limit_file_size)
     assert proc.returncode == 4, proc.stderr[-2000:]
@@ -225,9 +242,9 @@ def test_write_error_while_checkpointing_keeps_the_previous_one_and_stops(tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.parametrize("damage", ["truncate", "flip"])
-def test_a_damaged_replay_chunk_costs_older_transitions_not_the_checkpoint(tmp_path, damage):
-    out = str(tmp_path / "run")
-    assert run(out, "--num_steps=500").returncode == 0
+def test_a_damaged_replay_chunk_costs_older_transitions_not_the_checkpoint(copy_of_run_at_500,
+                                                                          damage):
+    out = copy_of_run_at_500
     with open(os.path.join(out, "checkpoints", "ckpt-000000000500", "replay.json")) as f:
         chunks = json.load(f)["chunks"]
     assert [(c["first"], c["end"]) for c in chunks][:2] == [(0, 250), (250, 500)]
@@ -249,31 +266,29 @@ def test_a_damaged_replay_chunk_costs_older_transitions_not_the_checkpoint(tmp_p
 
 
 @pytest.mark.slow
-def test_checkpoint_from_another_game_is_refused_with_its_name(tmp_path):
-    cartpole = str(tmp_path / "cartpole")
-    assert run(cartpole, "--num_steps=250").returncode == 0
+def test_checkpoint_from_another_game_is_refused_with_its_name(copy_of_run_at_500, tmp_path):
+    cartpole = copy_of_run_at_500
     acrobot = str(tmp_path / "acrobot")
     shutil.copytree(os.path.join(cartpole, "checkpoints"), os.path.join(acrobot, "checkpoints"))
-    proc = run(acrobot, "--env=Acrobot-v1", "--num_steps=500")
+    proc = run(acrobot, "--env=Acrobot-v1", "--num_steps=750")
     assert proc.returncode == 2
     [error] = error_lines(proc)
     assert "trained on --env=CartPole-v1, not --env=Acrobot-v1" in error
-    assert checkpoint_steps(acrobot) == [250]  # Nothing was overwritten.
+    assert checkpoint_steps(acrobot) == [250, 500]  # Nothing was overwritten.
 
 
 @pytest.mark.slow
-def test_output_dir_with_another_config_or_unwritable_is_refused(tmp_path):
-    out = str(tmp_path / "run")
-    assert run(out, "--num_steps=250").returncode == 0
+def test_output_dir_with_another_config_or_unwritable_is_refused(copy_of_run_at_500, tmp_path):
+    out = copy_of_run_at_500
     with open(os.path.join(out, "config.json")) as f:
         config_before = f.read()
-    proc = refused_before_tensorflow(out, "--num_steps=500", "--gamma=0.9")
+    proc = refused_before_tensorflow(out, "--num_steps=750", "--gamma=0.9")
     [error] = error_lines(proc)
     assert "holds a run with a different config (gamma: 0.99 -> 0.9)" in error
     assert "--overwrite" in error
     with open(os.path.join(out, "config.json")) as f:
         assert f.read() == config_before
-    assert checkpoint_steps(out) == [250]
+    assert checkpoint_steps(out) == [250, 500]
     blocker = tmp_path / "a_file"
     blocker.write_text("")
     proc = refused_before_tensorflow(str(blocker / "run"))

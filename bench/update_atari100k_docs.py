@@ -5,8 +5,9 @@ docs/atari100k.png, from benchmarks/atari100k/drq_eps/scores.csv:
 
 It runs the report's own command and puts what it prints between the documents' markers
 (`<!-- atari_table -->`, `<!-- atari_compute -->`, `<!-- results -->`, and the README's
-"In progress" line); tests/report_test.py and tests/docs_test.py check that the documents
-hold the committed scores' numbers.
+"In progress" line). tests/report_test.py checks that the documents hold the committed
+scores' numbers: the README's aggregates, the per-game table, and the status and compute lines
+made by `status_line` and `compute_line` below.
 """
 
 import argparse
@@ -32,14 +33,45 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
 
 
+def runs_per_game(rows: list, games: int = 26) -> int:
+    """How many runs of each game the report's aggregates use: as many as every game has
+    (0 while some game has none), as `dqn_tf.report.select` takes them."""
+    counts = {}
+    for row in rows:
+        counts[row["game"]] = counts.get(row["game"], 0) + 1
+    return min(counts.values()) if len(counts) == games else 0
+
+
+def status_line(rows: list, day: str) -> str:
+    """What the results cover on `day`: the runs finished and what the aggregates use."""
+    games = len({r["game"] for r in rows})
+    runs = runs_per_game(rows)
+    if len(rows) == TOTAL_RUNS:
+        return f"all {TOTAL_RUNS} runs (26 games × seeds 0, 1, 2), {day}"
+    status = f"{len(rows)} of {TOTAL_RUNS} runs ({games} game{'s' * (games != 1)}), {day}"
+    if runs == 0:
+        return status + "; the aggregates cover the games with runs so far"
+    seeds = "seed 0" if runs == 1 else f"seeds 0–{runs - 1}"
+    status += (f"; the aggregates use {seeds} of every game ({runs} run{'s' * (runs != 1)} "
+               "per game) until every game has its next seed")
+    if runs == 1:
+        status += ": ours has intervals of no width"
+    return status
+
+
 def compute_line(rows: list) -> str:
-    """What the finished runs cost, from their wall_seconds and eval_seconds."""
-    wall = sum(float(r["wall_seconds"]) for r in rows)
+    """What the finished runs cost, from their wall_seconds, eval_seconds and
+    steps_per_second in scores.csv."""
+    wall = [float(r["wall_seconds"]) for r in rows]
+    share = [float(r["eval_seconds"]) / float(r["wall_seconds"]) for r in rows]
+    speed = [float(r["steps_per_second"]) for r in rows]
     evals = sum(float(r["eval_seconds"]) for r in rows)
-    return (f"Compute so far: {wall / 3600:.1f} hours of runs for the {len(rows)} finished "
-            "(each run's own time, evaluation included, from `scores.csv`; on this 2-core "
-            f"machine, two runs at a time: {wall / 60 / len(rows):.0f} min per run on average, "
-            f"{100 * evals / wall:.0f} % of it evaluation).")
+    return (f"Compute so far: {sum(wall) / 3600:.1f} hours of runs for the {len(rows)} finished "
+            "(each run's own time, evaluation included, from `scores.csv`), two runs at a "
+            f"time on this 2-core machine: {min(wall) / 60:.0f}–{max(wall) / 60:.0f} min per "
+            f"run ({sum(wall) / 60 / len(rows):.0f} on average) at {min(speed):.1f}–"
+            f"{max(speed):.1f} agent steps/s; evaluation {100 * evals / sum(wall):.0f} % of "
+            f"the total, {100 * min(share):.1f}–{100 * max(share):.1f} % of a run.")
 
 
 def main():
@@ -60,18 +92,16 @@ def main():
         lines.pop()
     title, tables = lines[:2], lines[2:]
     aggregate = tables[:tables.index("")]
-    games = len({r["game"] for r in rows})
-    status = (f"{len(rows)} of {TOTAL_RUNS} runs ({games} game{'s' * (games != 1)}), "
-              f"{datetime.date.today().isoformat()}")
-    if len(rows) == games:  # As the report's first line says, for the README's reader.
-        status += "; one run per game so far: ours has intervals of no width"
+    status = status_line(rows, datetime.date.today().isoformat())
     compute = compute_line(rows)
 
     with open("README.md") as f:
         readme = f.read()
     readme = replace_block(readme, "atari_table", "\n".join(aggregate))
     readme = replace_block(readme, "atari_compute", compute)
-    readme = re.sub(r"\*\*In progress: [^*]*\.\*\*", f"**In progress: {status}.**", readme)
+    label = "Finished" if len(rows) == TOTAL_RUNS else "In progress"
+    readme = re.sub(r"\*\*(In progress|Finished): [^*]*\.\*\*", f"**{label}: {status}.**",
+                    readme)
     with open("README.md", "w") as f:
         f.write(readme)
 

@@ -8,7 +8,8 @@ Statistical Precipice", computed with their `rliable`), a per-game table, and a 
 Reads our runs from the sweep's scores.csv (`dqn_tf.sweep.SCORE_COLUMNS`: one row per
 run, its final evaluation's mean_return) and each reference's published runs from
 <reference_dir>/<NAME>.csv (game,run,score; each file headed by its source). Every
-score is normalised by <reference_dir>/random_human.csv:
+score is normalised by <reference_dir>/random_human.csv (rliable's Atari 100k table; the
+report names the source its header gives):
 
     HNS = (score - random) / (human - random)
 
@@ -32,6 +33,7 @@ Bootstrap draws are seeded (--seed): the same command prints the same numbers.
 
 import csv
 import os
+import re
 import sys
 import textwrap
 
@@ -61,6 +63,15 @@ def read_rows(path: str) -> list:
 def read_normalisation(path: str) -> dict:
     """{game: (random, human)} from a game,random,human CSV."""
     return {r["game"]: (float(r["random"]), float(r["human"])) for r in read_rows(path)}
+
+
+def source_of(path: str) -> str:
+    """The repository@commit:path that the comment lines heading a CSV name as its source
+    (the file's name if they name none)."""
+    with open(path) as f:
+        header = "".join(line for line in f if line.startswith("#"))
+    found = re.search(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}:\S+", header)
+    return found.group(0) if found else os.path.basename(path)
 
 
 def read_ours(path: str) -> dict:
@@ -243,7 +254,8 @@ def coverage_note(games: int, all_games: int, runs: int, most_runs: int) -> str:
     else:
         note = f"all {all_games} games"
     if runs < most_runs:
-        note += (f"; PARTIAL: {runs} runs per game (the lowest seeds), as some games have no "
+        note += (f"; PARTIAL: {runs} run{'s' * (runs != 1)} per game (the lowest seeds), as "
+                 "some games have no "
                  f"more yet (up to {most_runs})")
     if runs == 1:
         note += ("; one run per game: ours has intervals of no width, as the bootstrap "
@@ -277,7 +289,9 @@ def report(scores_path: str, reference_names: list, reference_dir: str, name: st
     names = list(matrices)
     points, intervals = interval_estimates(matrices, reps, seed)
     coverage = coverage_note(len(games), len(table), runs, max(len(ours[g]) for g in games))
-    text = [f"Atari 100k, human-normalised scores (random/human: {NORMALISATION}); "
+    normalisation = os.path.join(reference_dir, NORMALISATION)
+    text = [f"Atari 100k, human-normalised scores (random/human: {NORMALISATION}, from "
+            f"{source_of(normalisation)}); "
             f"{coverage}.",
             f"95 % stratified-bootstrap intervals: rliable, {reps:,} resamples of runs within "
             f"each game, seed {seed}.",

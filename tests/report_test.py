@@ -1,7 +1,10 @@
 """Tests for dqn_tf.report: the reference runs and normalisation against published
 numbers, the aggregates against NumPy, and the command end to end."""
 
+import csv
+import importlib.util
 import os
+import re
 import subprocess
 import sys
 
@@ -83,6 +86,12 @@ def test_the_first_line_says_what_the_aggregates_cover():
     assert "no width" not in partial
     # One seed per game: the bootstrap has nothing to resample, which the reader is told.
     assert "intervals of no width" in report.coverage_note(8, 26, 1, 1)
+    assert "PARTIAL: 1 run per game" in report.coverage_note(26, 26, 1, 2)
+
+
+def test_the_normalisation_is_named_by_its_source():
+    source = report.source_of(os.path.join(report.REFERENCE_DIR, report.NORMALISATION))
+    assert source.startswith("google-research/rliable@") and source.endswith(".ipynb")
 
 
 @pytest.mark.slow
@@ -101,6 +110,7 @@ def test_command_prints_partial_aggregates_games_and_writes_the_picture(tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = proc.stdout
     assert "PARTIAL: the 2 of 26 games" in text and "PARTIAL: 2 runs per game" in text
+    assert "random/human: random_human.csv, from google-research/rliable@" in text
     lines = {line.split()[0]: line for line in text.splitlines() if line.strip()}
     # Ours: 2 games x 2 runs, HNS [[0, 1], [1, 1]] (Boxing, Pong): IQM of 0, 1, 1, 1 is 1;
     # game means 0.5 and 1: median and mean 0.75; optimality gap 1 - 0.75.
@@ -195,3 +205,36 @@ def test_the_per_game_table_of_the_docs_is_the_committed_scores():
                   for name in ("DER", "DrQ_eps", "SPR")}
     expected = report.format_games("drq_eps", ours, references, TABLE, markdown=True)
     assert expected in open(os.path.join(ROOT, "docs/atari100k.md")).read()
+
+
+def load_docs_updater():
+    """bench/update_atari100k_docs.py as a module (bench/ is scripts, not a package)."""
+    path = os.path.join(ROOT, "bench", "update_atari100k_docs.py")
+    spec = importlib.util.spec_from_file_location("update_atari100k_docs", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readmes_status_and_compute_lines_are_the_committed_scores():
+    updater = load_docs_updater()
+    with open(COMMITTED_SCORES, newline="") as f:
+        rows = list(csv.DictReader(f))
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    status = re.search(r"\*\*(?:In progress|Finished): ([^*]*)\.\*\*", readme).group(1)
+    day = re.search(r"\d{4}-\d{2}-\d{2}", status).group(0)  # The day it was updated.
+    assert status == updater.status_line(rows, day)
+    assert updater.compute_line(rows) in readme
+    assert updater.compute_line(rows) in open(os.path.join(ROOT, "docs/atari100k.md")).read()
+
+
+def test_the_status_line_says_which_seeds_the_aggregates_use():
+    updater = load_docs_updater()
+    rows = [{"game": f"g{i}"} for i in range(26)]
+    assert "seed 0 of every game (1 run per game)" in updater.status_line(rows, "d")
+    assert "no width" in updater.status_line(rows, "d")
+    two = updater.status_line(rows * 2 + rows[:5], "d")
+    assert two.startswith("57 of 78 runs") and "seeds 0–1 of every game (2 runs" in two
+    assert "no width" not in two
+    assert "games with runs so far" in updater.status_line(rows[:3], "d")
+    assert updater.status_line(rows * 3, "d") == "all 78 runs (26 games × seeds 0, 1, 2), d"

@@ -23,7 +23,7 @@ RESUMABLE_FIELDS = frozenset({
     "checkpoint_every", "keep_checkpoints", "checkpoint_replay", "summary_every", "progress",
     "stop_at_eval_return", "export_every_eval", "env_backend", "jit_act", "intra_op_threads",
     "eval_steps", "stop_at_train_return", "actor_chunk_steps", "actor_sync_updates",
-    "ray_address", "actor_cpus",
+    "ray_address", "actor_cpus", "actor_stall_seconds",
 })
 LOSSES = ["huber", "mse"]  # agent.LOSSES (tests/config_test.py checks they agree).
 HEADS = ["plain", "quantile"]
@@ -43,6 +43,7 @@ class Config:
     actor_sync_updates: int = 100  # updates between weight publications to actors
     actor_epsilons: str = "schedule"  # schedule: the learner's epsilon | apex: fixed per actor
     actor_cpus: float = 1.0  # CPUs Ray reserves per actor
+    actor_stall_seconds: float = 60.0  # an answering actor silent this long is replaced
     ray_address: str = ""  # an existing Ray cluster ('' = start Ray here, on 127.0.0.1)
     env_backend: str = "ale_vector"  # Atari: ale-py's C++ vector env, or gymnasium wrappers
     action_repeat: int = 4  # raw frames per agent step
@@ -143,6 +144,9 @@ def _define_flags():
                   "every actor follows the learner's epsilon schedule; apex: actor i of N "
                   "keeps epsilon 0.4^(1 + 7 i / (N - 1)) (Horgan et al., 2018).")
     f.DEFINE_float("actor_cpus", d.actor_cpus, "CPUs Ray reserves for each actor.")
+    f.DEFINE_float("actor_stall_seconds", d.actor_stall_seconds, "Seconds an actor that "
+                   "has been sending chunks may take over one before it is taken for hung "
+                   "and replaced by a new process (a chunk takes about a second).")
     f.DEFINE_string("ray_address", d.ray_address, "With --num_actors, and for dqn_tf.sweep: "
                     "an existing Ray cluster (auto, host:6379 or ray://host:10001; default: "
                     "start Ray on this machine, on 127.0.0.1).")
@@ -286,6 +290,7 @@ def validate(config: Config) -> Config:
                  "summary_every"):
         need(getattr(config, name) >= 1, name, "at least 1")
     need(config.actor_cpus > 0, "actor_cpus", "positive")
+    need(config.actor_stall_seconds > 0, "actor_stall_seconds", "positive")
     for name in ("noop_max", "min_replay_size", "epsilon_decay_steps", "eval_every",
                  "num_actors",
                  "eval_steps", "intra_op_threads", "seed", "importance_exponent_steps"):

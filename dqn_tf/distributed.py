@@ -17,15 +17,18 @@ Weights are published every --actor_sync_updates updates and ride with an actor'
 next chunk request; each request carries the actor's epsilon (with
 --actor_epsilons=schedule the learner's, with apex 0.4^(1 + 7 i / (N - 1)) for actor i).
 
-Faults: an actor that dies is restarted by Ray (max_restarts=-1). The learner ends its
-streams' games as truncations (nothing is stitched across the gap) and the new
-process starts on streams of the current agent step (asked again every second while
-Ray restarts it; a process restarted between two requests says so with its first
-chunk, and its streams are ended then). An actor that does not answer for
-ACTOR_TIMEOUT seconds (not placed, or not coming back) stops the run (`ActorFailure`,
-with a checkpoint), as does one whose env or network raises. Actors hold no state but
-their envs, so a checkpoint is the learner's, as in one process; a driver killed with
-kill -9 resumes from its last checkpoint with the same command, with new actors.
+Faults: an actor that dies (killed, out of memory, its node lost) is replaced by a new
+process in its slot, started by this driver: Ray's own actor restarts can leave the
+request in flight at the death unanswered forever (seen with Ray 2.60), so actors are
+created with max_restarts=0 and a death fails their request. The learner ends the
+slot's games as truncations (nothing is stitched across the gap) and the new process
+starts games on streams of the current agent step. An actor that has been answering
+but sends nothing for --actor_stall_seconds is taken for hung and replaced the same
+way. An actor that never answers within ACTOR_TIMEOUT seconds (not placed, or not
+coming back), one whose process cannot start, and one whose env or network raises stop
+the run (`ActorFailure`, with a checkpoint). Actors hold no state but their envs, so a
+checkpoint is the learner's, as in one process; a driver killed with kill -9 resumes
+from its last checkpoint with the same command, with new actors.
 
 Prioritized replay: new transitions get the running max priority, set by the learner
 when their n-step horizon completes, as in one process. Ape-X has its actors compute
@@ -49,7 +52,7 @@ from dqn_tf import export, ray_cluster, run_loop, seeding, training
 from dqn_tf.errors import ActorFailure
 
 APEX_EPSILON, APEX_ALPHA = 0.4, 7.0  # Horgan et al. (2018), section 4.
-ACTOR_TIMEOUT = 300.0  # Seconds an actor may take to answer (a restart, a placement).
+ACTOR_TIMEOUT = 300.0  # Seconds a new actor may take to answer (placement, start).
 
 
 def actor_epsilon(config: config_lib.Config, actor_index: int, agent_steps: int) -> float:
@@ -129,7 +132,7 @@ class ActorWorker:
             weights=None) -> "ChunkReply":
         """Steps the envs `steps` times with `epsilon` and returns what happened.
 
-        A new process (first call, or restarted by Ray) first starts games on streams of
+        A new process (its first call) first starts games on streams of
         `generation` and says so (`new_games`); one that has no weights yet plays
         nothing and asks for them (`needs_weights`). `weights`, when given, replace the
         network's first."""
@@ -185,16 +188,15 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
                                  training.new_run_state(restored), stop, env_info,
                                  epsilon=mean_epsilon)
     # A CPU copy of the network: TF in an actor must not take the learner's GPU.
-    remote = ray.remote(num_cpus=config.actor_cpus, max_restarts=-1, max_task_retries=0,
+    remote = ray.remote(num_cpus=config.actor_cpus, max_restarts=0, max_task_retries=0,
                         runtime_env={"env_vars": {"CUDA_VISIBLE_DEVICES": ""}})(ActorWorker)
     run_config = dataclasses.asdict(config)
-    workers, pending = [], {}
+    workers, pending = [None] * config.num_actors, {}
     weights = {"ref": None, "version": 0}  # The newest published weights.
     sent_version = [-1] * config.num_actors  # The version each actor holds.
-    failing_since = {}  # Actor -> when its failures began (none since its last chunk).
-    retry_at = {}  # Actor -> when to ask a restarting actor again.
     asked_at = {}  # Pending request -> when it was sent.
-    playing = set()  # Actors that have started games in this process's lifetime.
+    answered = set()  # Actors whose current process has sent a chunk.
+    replaced_at = {}  # Actor -> when its first replacement since its last chunk began.
 
     def request_chunk(i):
         fresh = weights["ref"] if sent_version[i] != weights["version"] else None
@@ -204,10 +206,46 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
                                     fresh)
         pending[ref], asked_at[ref] = i, time.monotonic()
 
+    def start_actor(i):
+        workers[i] = remote.remote(run_config, i)
+        sent_version[i] = -1  # A new process: it needs the weights.
+        answered.discard(i)
+        request_chunk(i)
+
     def fail(message):
         books.save_checkpoint()
         raise ActorFailure(f"{message}; the run is checkpointed: check the actors' Ray logs "
                            "(/tmp/ray/session_latest/logs), then rerun the same command")
+
+    def replace(i, what):
+        """Actor i's process died or hung: end its games, start a new process."""
+        ray.kill(workers[i], no_restart=True)  # A hung one must not answer later.
+        for ref in [ref for ref, j in pending.items() if j == i]:
+            del pending[ref], asked_at[ref]
+        learner.replay.end_open_episodes(actor_streams(config, i))  # Never stitch.
+        now = time.monotonic()
+        if i not in replaced_at:
+            replaced_at[i] = now
+            books.outputs.bar.write(f"actor {i} {what}; starting a new process on new "
+                                    f"streams at agent step {learner.agent_steps:,}")
+        elif now - replaced_at[i] > ACTOR_TIMEOUT:
+            fail(f"actor {i} has sent nothing for {ACTOR_TIMEOUT:.0f} s since it was first "
+                 "replaced")
+        start_actor(i)
+
+    def check_waits():
+        now = time.monotonic()
+        for ref, i in list(pending.items()):
+            if ref not in pending:  # Dropped with its actor above.
+                continue
+            waited = now - asked_at[ref]
+            if i in answered and waited > config.actor_stall_seconds:
+                replace(i, f"has sent nothing for {waited:.0f} s (hung)")
+            elif i not in answered and waited > ACTOR_TIMEOUT:
+                fail(f"actor {i} has not answered for {waited:.0f} s since it was "
+                     + ("replaced" if i in replaced_at else
+                        f"created: the cluster may lack the {config.actor_cpus:g} CPUs "
+                        f"(--actor_cpus) each of the {config.num_actors} actors needs"))
 
     def publish():
         weights["ref"] = ray.put(learner.weights())
@@ -216,56 +254,39 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     try:
         done = books.before_the_loop()
         if not done:
-            workers = [remote.remote(run_config, i) for i in range(config.num_actors)]
             publish()
             for i in range(config.num_actors):
-                request_chunk(i)
+                start_actor(i)
         published_at = learner.updates
         while not done:
-            for i in [i for i, when in retry_at.items() if time.monotonic() >= when]:
-                del retry_at[i]
-                request_chunk(i)
-            ready = ray.wait(list(pending), num_returns=1, timeout=1.0)[0] if pending else []
+            check_waits()
+            ready = ray.wait(list(pending), num_returns=1, timeout=1.0)[0]
             if not ready:  # Nothing yet: a signal still stops the run within a second.
                 done = stop.requested and books.after_steps()
-                if not pending:
-                    time.sleep(0.1)
-                waited = max((time.monotonic() - t for t in asked_at.values()), default=0)
-                if not done and waited > ACTOR_TIMEOUT:  # Not placed, or not coming back.
-                    fail(f"an actor has not answered for {waited:.0f} s: the cluster may lack "
-                         f"the {config.actor_cpus:g} CPUs (--actor_cpus) each of the "
-                         f"{config.num_actors} actors needs")
                 continue
             i = pending.pop(ready[0])
             del asked_at[ready[0]]
             try:
                 reply = ray.get(ready[0])
             except ray.exceptions.RayActorError as error:
-                # Ray restarts it; its games ended with it: never stitch across the gap.
-                learner.replay.end_open_episodes(actor_streams(config, i))
-                sent_version[i] = -1  # A new process: it needs the weights again.
-                retry_at[i] = time.monotonic() + 1.0
-                if i not in failing_since:
-                    failing_since[i] = time.monotonic()
-                    reason = str(error).strip().splitlines()[0][:160]
-                    books.outputs.bar.write(f"actor {i} died ({reason}); restarting it on new "
-                                            f"streams at agent step {learner.agent_steps:,}")
-                elif time.monotonic() - failing_since[i] > ACTOR_TIMEOUT:
-                    fail(f"actor {i} has sent nothing for {ACTOR_TIMEOUT:.0f} s since it died")
+                reason = str(error).strip().splitlines()[0][:160]
+                if error.actor_init_failed:  # Its envs or network cannot be built.
+                    fail(f"actor {i} could not start ({reason})")
+                replace(i, f"died ({reason})")
                 continue
             except ray.exceptions.RayTaskError as error:  # Its env or network raised.
                 fail(f"actor {i} failed: {str(error).strip().splitlines()[-1][:300]}")
-            if reply.needs_weights:  # A process Ray restarted between two requests.
+            if reply.needs_weights:  # Not sent yet (a process without them asks).
                 sent_version[i] = -1
                 request_chunk(i)
                 continue
             if reply.new_games:  # A new process: whatever its streams held is over.
                 learner.replay.end_open_episodes(actor_streams(config, i))
-                if i in playing:
+                if i in replaced_at:
                     books.outputs.bar.write(f"actor {i} is back (a new process) at agent "
                                             f"step {learner.agent_steps:,}")
-                playing.add(i)
-            failing_since.pop(i, None)
+            answered.add(i)
+            replaced_at.pop(i, None)
             chunk, episodes = reply.rows, reply.episodes
             if chunk is not None:
                 record_and_learn(learner, chunk, actor_streams(config, i))
@@ -280,5 +301,6 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
     finally:
         books.close()
         for worker in workers:
-            ray.kill(worker, no_restart=True)
+            if worker is not None:
+                ray.kill(worker, no_restart=True)
         ray.shutdown()

@@ -38,7 +38,8 @@ def test_defaults_follow_nature_extended_data_table_1():
     (dict(min_replay_size=10, batch_size=32), "batch_size"),
     (dict(eval_epsilon=-0.1), "eval_epsilon"), (dict(sticky_action_prob=2.0),
                                                 "sticky_action_prob"),
-    (dict(intra_op_threads=-1), "intra_op_threads")])
+    (dict(intra_op_threads=-1), "intra_op_threads"),
+    (dict(actor_stall_seconds=0.0), "actor_stall_seconds")])
 def test_validation_names_the_flag_in_one_line(overrides, flag):
     with pytest.raises(UserInputError) as error:
         config_lib.validate(dataclasses.replace(config_lib.Config(), **overrides))

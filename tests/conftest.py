@@ -24,8 +24,9 @@ def temp_files_inside_pytests_directory(tmp_path_factory):
     saved_tempdir = tempfile.tempdir
     os.environ.update(TMPDIR=directory, RAY_TMPDIR=ray_directory,
                       # Ray runs its workers at nice 15: beside the other xdist worker's
-                      # tests they starved (an actor killed by a test took over 5 minutes
-                      # to come back). At 0 they share the cores evenly.
+                      # tests they starved. At 0 they share the cores evenly. (A killed
+                      # actor that never came back was Ray's restart losing the request in
+                      # flight: dqn_tf/distributed.py replaces actors itself.)
                       RAY_worker_niceness="0")
     tempfile.tempdir = directory
     yield directory

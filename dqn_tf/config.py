@@ -145,8 +145,9 @@ def _define_flags():
                   "keeps epsilon 0.4^(1 + 7 i / (N - 1)) (Horgan et al., 2018).")
     f.DEFINE_float("actor_cpus", d.actor_cpus, "CPUs Ray reserves for each actor.")
     f.DEFINE_float("actor_stall_seconds", d.actor_stall_seconds, "Seconds an actor that "
-                   "has been sending chunks may take over one before it is taken for hung "
-                   "and replaced by a new process (a chunk takes about a second).")
+                   "has been sending chunks may leave a request for one unanswered before "
+                   "it is taken for hung and replaced by a new process (a chunk takes about "
+                   "a second).")
     f.DEFINE_string("ray_address", d.ray_address, "With --num_actors, and for dqn_tf.sweep: "
                     "an existing Ray cluster (auto, host:6379 or ray://host:10001; default: "
                     "start Ray on this machine, on 127.0.0.1).")

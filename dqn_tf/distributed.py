@@ -234,14 +234,19 @@ def train(config: config_lib.Config, stop: training.StopRequest) -> dict:
         start_actor(i)
 
     def check_waits():
+        """Replaces hung actors and fails on absent ones. A reply that came while the
+        learner was busy with other chunks is not late: only unanswered requests count."""
         now = time.monotonic()
-        for ref, i in list(pending.items()):
-            if ref not in pending:  # Dropped with its actor above.
-                continue
-            waited = now - asked_at[ref]
-            if i in answered and waited > config.actor_stall_seconds:
+        late = [ref for ref, i in pending.items() if now - asked_at[ref] > (
+            config.actor_stall_seconds if i in answered else ACTOR_TIMEOUT)]
+        if late:
+            answered_refs = set(ray.wait(late, num_returns=len(late), timeout=0)[0])
+            late = [ref for ref in late if ref not in answered_refs]
+        for ref in late:
+            i, waited = pending[ref], now - asked_at[ref]
+            if i in answered:
                 replace(i, f"has sent nothing for {waited:.0f} s (hung)")
-            elif i not in answered and waited > ACTOR_TIMEOUT:
+            else:
                 fail(f"actor {i} has not answered for {waited:.0f} s since it was "
                      + ("replaced" if i in replaced_at else
                         f"created: the cluster may lack the {config.actor_cpus:g} CPUs "

@@ -7,7 +7,7 @@ JSON line and an exit code:
   2   bad input: a flag, the game, --output_dir (in use, another run), a checkpoint
   3   a non-finite loss or Q value (the last good checkpoint is kept)
   4   a checkpoint or SavedModel could not be written (the previous one is intact)
-  5   a remote actor (--num_actors) could not start or did not come back (checkpointed)
+  5   a remote actor (--num_actors) raised, could not start or did not come back (checkpointed)
   75  stopped by a signal with a checkpoint (EX_TEMPFAIL): rerun to resume
   130 a second interrupt: exited at once, without a checkpoint
 """

@@ -155,13 +155,14 @@ def test_a_killed_actor_and_a_hung_one_are_replaced_then_sigterm_stops_the_run(t
     # Killed mid-chunk: its request fails, a new process plays on (it says so when its
     # first chunk comes). Ray 2.60's own restarts could leave that request hanging.
     os.kill(killed, signal.SIGKILL)
-    driver.wait_for(lambda: backs() == 1)
+    driver.wait_for(lambda: backs() >= 1)
+    hung_lines = lambda: [line for line in driver.lines if "(hung)" in line]  # noqa: E731
     assert any("died" in line and "starting a new process on new streams" in line
-               for line in driver.lines)
+               for line in driver.lines) and not hung_lines()
     # Hung (stopped, alive): nothing comes for --actor_stall_seconds, so it is replaced.
     os.kill(hung, signal.SIGSTOP)
-    driver.wait_for(lambda: backs() == 2)
-    assert any("has sent nothing for" in line and "(hung)" in line for line in driver.lines)
+    driver.wait_for(lambda: backs() >= 2)
+    assert len(hung_lines()) == 1 and "has sent nothing for" in hung_lines()[0]
     driver.wait_for(lambda: not os.path.exists(f"/proc/{hung}"), timeout=60)  # Ray ends it.
     pids = actor_pids(driver.proc.pid)
     assert len(pids) == 2 and not {killed, hung} & set(pids)

@@ -82,11 +82,17 @@ def test_actor_streams_and_apex_epsilons():
 
 
 @pytest.mark.slow
-def test_cartpole_is_learned_with_two_actors(tmp_path):
-    result = train_with_preset("cartpole.cfg", num_actors=2, output_dir=str(tmp_path / "run"),
-                               progress=False)
+def test_cartpole_is_learned_with_two_actors(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    # The actors' replies wait while the driver evaluates (100 games, longer than the
+    # stall limit): that must not pass for a hang.
+    stall = 1.0
+    result = train_with_preset("cartpole.cfg", num_actors=2, output_dir=out, progress=False,
+                               eval_every=5000, eval_episodes=100, actor_stall_seconds=stall)
     assert result["best_eval_return"] >= 475, result
     assert result["agent_steps"] <= 50_000 + 2 * 50  # The last chunks may overshoot.
+    assert max(e["seconds"] for e in results.read_evaluations(out)) > stall
+    assert "(hung)" not in capsys.readouterr().out
 
 
 RUN = [sys.executable, "-m", "dqn_tf.main", "--flagfile=flags/cartpole.cfg", "--num_actors=2",

@@ -19,6 +19,9 @@ import subprocess
 import sys
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
+sys.path.insert(0, ROOT)  # This checkout's dqn_tf, as the report it runs in ROOT.
+from dqn_tf import report  # noqa: E402
+
 SCORES = "benchmarks/atari100k/drq_eps/scores.csv"
 REPORT = ["-m", "dqn_tf.report", SCORES, "--reference", "DER,DrQ_eps,SPR",
           "--out", "docs/atari100k.png", "--markdown"]
@@ -33,27 +36,28 @@ def replace_block(text: str, name: str, body: str) -> str:
     return pattern.sub(lambda m: m.group(1) + body.rstrip("\n") + "\n" + m.group(2), text)
 
 
-def runs_per_game(rows: list, games: int = 26) -> int:
-    """How many runs of each game the report's aggregates use: as many as every game has
-    (0 while some game has none), as `dqn_tf.report.select` takes them."""
-    counts = {}
+def seeds_of_every_game(rows: list, games: int = 26) -> list:
+    """The seeds that every one of the `games` games has a run of, as the report's
+    aggregates take them ([] while some game has none)."""
+    by_game = {}
     for row in rows:
-        counts[row["game"]] = counts.get(row["game"], 0) + 1
-    return min(counts.values()) if len(counts) == games else 0
+        by_game.setdefault(row["game"], set()).add(int(row["seed"]))
+    return report.common_seeds(by_game) if len(by_game) == games else []
 
 
 def status_line(rows: list, day: str) -> str:
     """What the results cover on `day`: the runs finished and what the aggregates use."""
     games = len({r["game"] for r in rows})
-    runs = runs_per_game(rows)
+    seeds = seeds_of_every_game(rows)
     if len(rows) == TOTAL_RUNS:
         return f"all {TOTAL_RUNS} runs (26 games × seeds 0, 1, 2), {day}"
     status = f"{len(rows)} of {TOTAL_RUNS} runs ({games} game{'s' * (games != 1)}), {day}"
-    if runs == 0:
+    if not seeds:
         return status + "; the aggregates cover the games with runs so far"
-    seeds = "seed 0" if runs == 1 else f"seeds 0–{runs - 1}"
-    status += (f"; the aggregates use {seeds} of every game ({runs} run{'s' * (runs != 1)} "
-               "per game) until every game has its next seed")
+    runs = len(seeds)
+    status += (f"; the aggregates and the per-game table use {report.seed_names(seeds)} of "
+               f"every game ({runs} run{'s' * (runs != 1)} per game) until every game has its "
+               "next seed")
     if runs == 1:
         status += ": ours has intervals of no width"
     return status
@@ -90,7 +94,8 @@ def main():
              if not line.startswith("wrote ")]  # The picture's path, said last.
     while lines and not lines[-1]:
         lines.pop()
-    title, tables = lines[:2], lines[2:]
+    first_table = next(i for i, line in enumerate(lines) if line.startswith("|"))
+    title, tables = lines[:first_table], lines[first_table:]  # What it covers, its sources.
     aggregate = tables[:tables.index("")]
     status = status_line(rows, datetime.date.today().isoformat())
     compute = compute_line(rows)

@@ -25,9 +25,9 @@ within each game; rliable's `get_interval_estimates`, percentile method); then o
 intervals and the performance profiles (the fraction of runs scoring above tau, with
 95 % bands).
 
-While a sweep is under way, the aggregates cover the games that have runs, with as
-many runs per game as every one of them has (the lowest seeds), and the references
-are restricted to the same games: a partial table says so in its header.
+While a sweep is under way, the aggregates and the per-game table cover the games
+that have runs and the seeds that every one of them has, and the references are
+restricted to the same games: a partial table says so in its header.
 Bootstrap draws are seeded (--seed): the same command prints the same numbers.
 """
 
@@ -51,18 +51,52 @@ METRICS = ("IQM", "Median", "Mean", "Optimality gap")
 PROFILE_TAUS = np.linspace(0.0, 4.0, 81)
 
 
-def read_rows(path: str) -> list:
-    """The rows of a CSV file whose lines starting with '#' are comments (sources)."""
+def read_rows(path: str, columns: tuple) -> list:
+    """[(line number, {column: text})] of a CSV file whose lines starting with '#' are
+    comments (sources) and whose header has `columns` (among others).
+
+    Raises:
+      UserInputError: the file cannot be read as text, or its header lacks a column.
+    """
     try:
         with open(path, newline="") as f:
-            return list(csv.DictReader(line for line in f if not line.startswith("#")))
+            numbered = [(n, line) for n, line in enumerate(f, start=1)
+                        if not line.startswith("#")]
     except OSError as error:
         raise UserInputError(f"cannot read {path}: {error.strerror}") from None
+    except UnicodeDecodeError:
+        raise UserInputError(f"{path} is not a text CSV file") from None
+    reader = csv.DictReader(line for _, line in numbered)
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
+    if missing:
+        raise UserInputError(f"{path} has no column {', '.join(missing)}: its header must "
+                             f"hold {','.join(columns)}")
+    # reader.line_num counts the lines it has read: the row's own line among `numbered`.
+    return [(numbered[reader.line_num - 1][0], row) for row in reader]
+
+
+def number(path: str, line: int, row: dict, column: str, integer: bool = False):
+    """The finite number (an int if `integer`) in `column` of the row at `line` of `path`.
+
+    Raises:
+      UserInputError: the cell is empty or is not such a number.
+    """
+    text = row.get(column)
+    try:
+        value = int(text) if integer else float(text)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not np.isfinite(value):
+        kind = "a whole number" if integer else "a finite number"
+        said = "empty" if text in (None, "") else repr(text)
+        raise UserInputError(f"{path} line {line}: {column} is {said}, not {kind}")
+    return value
 
 
 def read_normalisation(path: str) -> dict:
     """{game: (random, human)} from a game,random,human CSV."""
-    return {r["game"]: (float(r["random"]), float(r["human"])) for r in read_rows(path)}
+    return {row["game"]: (number(path, line, row, "random"), number(path, line, row, "human"))
+            for line, row in read_rows(path, ("game", "random", "human"))}
 
 
 def source_of(path: str) -> str:
@@ -75,29 +109,50 @@ def source_of(path: str) -> str:
 
 
 def read_ours(path: str) -> dict:
-    """{game: [B] mean returns of our runs, by seed} from a sweep's scores.csv."""
-    runs = {}
-    rows = read_rows(path)
-    if rows and not {"game", "seed", "mean_return"} <= set(rows[0]):
-        raise UserInputError(f"{path} is not a sweep's scores.csv: it needs the columns "
-                             "game,seed,mean_return (python -m dqn_tf.sweep writes it)")
-    seen = set()
-    for row in sorted(rows, key=lambda r: (r["game"], int(r["seed"]))):
-        key = (row["game"], int(row["seed"]))
-        if key in seen:
-            raise UserInputError(f"{path} has two rows of {row['game']} seed {row['seed']}: "
+    """{game: {seed: mean return}} of our runs, from a sweep's scores.csv.
+
+    Raises:
+      UserInputError: a column is missing, a cell is not a number, a game and seed come
+        twice, or the runs are not all of one length (agent_steps).
+    """
+    runs, lengths = {}, {}
+    try:
+        rows = read_rows(path, ("game", "seed", "agent_steps", "mean_return"))
+    except UserInputError as error:
+        raise UserInputError(f"{error} (it is not a sweep's scores.csv: python -m "
+                             "dqn_tf.sweep writes one)") from None
+    for line, row in rows:
+        game, seed = row["game"], number(path, line, row, "seed", integer=True)
+        if seed in runs.setdefault(game, {}):
+            raise UserInputError(f"{path} has two rows of {game} seed {seed} (line {line}): "
                                  "each run once (python -m dqn_tf.sweep writes it so)")
-        seen.add(key)
-        runs.setdefault(row["game"], []).append(float(row["mean_return"]))
-    return {game: np.array(scores) for game, scores in runs.items()}
+        runs[game][seed] = number(path, line, row, "mean_return")
+        lengths.setdefault(number(path, line, row, "agent_steps", integer=True), line)
+    if len(lengths) > 1:
+        (steps, line), (other, other_line) = sorted(lengths.items(), key=lambda kv: kv[1])[:2]
+        raise UserInputError(f"{path} mixes runs of {steps:,} agent steps (line {line}) and "
+                             f"{other:,} (line {other_line}): one benchmark's runs per file")
+    return runs
 
 
 def read_reference(path: str) -> dict:
     """{game: [R] published scores of its runs, in run order} from a game,run,score CSV."""
     runs = {}
-    for row in sorted(read_rows(path), key=lambda r: (r["game"], int(r["run"]))):
-        runs.setdefault(row["game"], []).append(float(row["score"]))
+    rows = read_rows(path, ("game", "run", "score"))
+    for line, row in sorted(rows, key=lambda r: (r[1]["game"],
+                                                 number(path, r[0], r[1], "run", True))):
+        runs.setdefault(row["game"], []).append(number(path, line, row, "score"))
     return {game: np.array(scores) for game, scores in runs.items()}
+
+
+def common_seeds(ours: dict) -> list:
+    """The seeds that every game of `ours` ({game: {seed: score}}) has runs of, sorted."""
+    return sorted(set.intersection(*(set(runs) for runs in ours.values()))) if ours else []
+
+
+def runs_of(ours: dict, seeds: list) -> dict:
+    """{game: [len(seeds)] our scores of `seeds`, in that order}."""
+    return {game: np.array([runs[seed] for seed in seeds]) for game, runs in ours.items()}
 
 
 def normalised_matrix(scores: dict, games: list, num_runs: int, table: dict) -> np.ndarray:
@@ -144,11 +199,13 @@ def performance_profiles(matrices: dict, reps: int, seed: int) -> tuple:
 
 
 def select(ours: dict, references: dict, table: dict) -> tuple:
-    """(games, runs of ours per game) that the aggregates cover: the games ours has runs
-    of, with as many runs as each has; every reference must have them all.
+    """(games, seeds) that the aggregates cover: the games ours ({game: {seed: score}})
+    has runs of, and the seeds that every one of them has; every reference must have
+    those games.
 
     Raises:
-      UserInputError: a game has no random/human scores, or a reference lacks it.
+      UserInputError: no runs, a game without random/human scores, no seed that every
+        game has, or a reference that lacks a game.
     """
     if not ours:
         raise UserInputError("the scores file has no runs yet")
@@ -156,16 +213,22 @@ def select(ours: dict, references: dict, table: dict) -> tuple:
     if unknown:
         raise UserInputError(f"no random/human scores for {', '.join(unknown)}: the "
                              f"normalisation table has {', '.join(sorted(table))}")
-    games = sorted(ours)
+    games, seeds = sorted(ours), common_seeds(ours)
+    if not seeds:
+        held = "; ".join(f"{game} {','.join(map(str, sorted(ours[game])))}" for game in games)
+        raise UserInputError(f"no seed has runs of every game yet (seeds by game: {held}): "
+                             "the aggregates need the same seeds of every game")
     for name, scores in references.items():
         missing = sorted(set(games) - set(scores))
         if missing:
             raise UserInputError(f"reference {name} has no runs of {', '.join(missing)}")
-    return games, min(len(ours[game]) for game in games)
+    return games, seeds
 
 
 def format_aggregates(names: list, matrices: dict, points: dict, intervals: dict,
                       markdown: bool = False) -> str:
+    """One line per algorithm: its games × runs and each of `METRICS` as point [low, high]
+    (`points`: {name: [4]}, `intervals`: {name: [2, 4]}); a Markdown table if `markdown`."""
     def cell(name, i):
         return f"{points[name][i]:.3f} [{intervals[name][0, i]:.3f}, {intervals[name][1, i]:.3f}]"
 
@@ -245,18 +308,28 @@ def plot(names: list, points: dict, intervals: dict, profiles: dict, bands: dict
     plt.close(figure)
 
 
-def coverage_note(games: int, all_games: int, runs: int, most_runs: int) -> str:
+def seed_names(seeds: list) -> str:
+    """'seed 0', 'seeds 0–2' (consecutive) or 'seeds 0, 2'."""
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"seeds {seeds[0]}–{seeds[-1]}"
+    return "seeds " + ", ".join(map(str, seeds))
+
+
+def coverage_note(games: int, all_games: int, seeds: list, most_runs: int) -> str:
     """What the aggregates cover, said in the report's first line: `games` of the
-    benchmark's `all_games`, `runs` per game (the most any game has: `most_runs`)."""
+    benchmark's `all_games`, the `seeds` every one of them has (some game has
+    `most_runs`)."""
     if games < all_games:
         note = (f"PARTIAL: the {games} of {all_games} games with runs so far, the references "
                 "on the same games")
     else:
         note = f"all {all_games} games"
+    runs = len(seeds)
     if runs < most_runs:
-        note += (f"; PARTIAL: {runs} run{'s' * (runs != 1)} per game (the lowest seeds), as "
-                 "some games have no "
-                 f"more yet (up to {most_runs})")
+        note += (f"; PARTIAL: {runs} run{'s' * (runs != 1)} per game ({seed_names(seeds)}, "
+                 f"which every game has; some have up to {most_runs}), here and game by game")
     if runs == 1:
         note += ("; one run per game: ours has intervals of no width, as the bootstrap "
                  "resamples runs within each game")
@@ -273,7 +346,7 @@ def report(scores_path: str, reference_names: list, reference_dir: str, name: st
         raise UserInputError('dqn_tf.report needs rliable: pip install -e ".[report]"') from None
     table = read_normalisation(os.path.join(reference_dir, NORMALISATION))
     ours = read_ours(scores_path)
-    references = {}
+    references, sources = {}, []
     for ref in reference_names:
         path = os.path.join(reference_dir, f"{ref}.csv")
         if not os.path.exists(path):
@@ -281,22 +354,27 @@ def report(scores_path: str, reference_names: list, reference_dir: str, name: st
                            if f.endswith(".csv") and f != NORMALISATION)
             raise UserInputError(f"--reference={ref}: no {path}; known: {', '.join(known)}")
         references[ref] = read_reference(path)
-    games, runs = select(ours, references, table)
-    matrices = {name: normalised_matrix(ours, games, runs, table)}
+        sources.append(f"{ref} from {source_of(path)}")
+    if name in references:
+        raise UserInputError(f"--name={name} is a reference's name: name ours otherwise")
+    games, seeds = select(ours, references, table)
+    runs, chosen = len(seeds), runs_of(ours, seeds)
+    matrices = {name: normalised_matrix(chosen, games, runs, table)}
     for ref, scores in references.items():
         matrices[ref] = normalised_matrix(scores, games, min(len(scores[g]) for g in games),
                                           table)
     names = list(matrices)
     points, intervals = interval_estimates(matrices, reps, seed)
-    coverage = coverage_note(len(games), len(table), runs, max(len(ours[g]) for g in games))
+    coverage = coverage_note(len(games), len(table), seeds, max(map(len, ours.values())))
     normalisation = os.path.join(reference_dir, NORMALISATION)
     text = [f"Atari 100k, human-normalised scores (random/human: {NORMALISATION}, from "
             f"{source_of(normalisation)}); "
             f"{coverage}.",
             f"95 % stratified-bootstrap intervals: rliable, {reps:,} resamples of runs within "
             f"each game, seed {seed}.",
+            *([f"Published runs: {'; '.join(sources)}."] if sources else []),
             format_aggregates(names, matrices, points, intervals, markdown), "",
-            format_games(name, ours, references, table, markdown)]
+            format_games(name, chosen, references, table, markdown)]
     if out:
         profiles, bands = performance_profiles(matrices, profile_reps, seed)
         plot(names, points, intervals, profiles, bands, out,

@@ -79,14 +79,26 @@ def write_scores(path, rows):
 
 
 def test_the_first_line_says_what_the_aggregates_cover():
-    assert report.coverage_note(26, 26, 3, 3) == "all 26 games"
-    partial = report.coverage_note(8, 26, 2, 3)
+    assert report.coverage_note(26, 26, [0, 1, 2], 3) == "all 26 games"
+    partial = report.coverage_note(8, 26, [0, 1], 3)
     assert partial.startswith("PARTIAL: the 8 of 26 games")
-    assert "PARTIAL: 2 runs per game" in partial
+    assert "PARTIAL: 2 runs per game (seeds 0–1, which every game has" in partial
     assert "no width" not in partial
     # One seed per game: the bootstrap has nothing to resample, which the reader is told.
-    assert "intervals of no width" in report.coverage_note(8, 26, 1, 1)
-    assert "PARTIAL: 1 run per game" in report.coverage_note(26, 26, 1, 2)
+    assert "intervals of no width" in report.coverage_note(8, 26, [0], 1)
+    assert "PARTIAL: 1 run per game (seed 0," in report.coverage_note(26, 26, [0], 2)
+    assert "(seeds 0, 2," in report.coverage_note(26, 26, [0, 2], 3)
+
+
+def test_the_aggregates_take_the_seeds_every_game_has():
+    ours = {"Pong": {0: 1.0, 2: 3.0, 1: 2.0}, "Boxing": {0: 5.0, 2: 7.0}, "Alien": {2: 9.0, 0: 8.0}}
+    games, seeds = report.select(ours, {}, TABLE)
+    assert games == ["Alien", "Boxing", "Pong"] and seeds == [0, 2]  # Not Pong's seed 1.
+    runs = report.runs_of(ours, seeds)
+    np.testing.assert_array_equal(runs["Pong"], [1.0, 3.0])
+    np.testing.assert_array_equal(runs["Alien"], [8.0, 9.0])
+    with pytest.raises(report.UserInputError, match="no seed has runs of every game yet"):
+        report.select({"Pong": {0: 1.0}, "Boxing": {1: 2.0}}, {}, TABLE)
 
 
 def test_the_normalisation_is_named_by_its_source():
@@ -99,8 +111,9 @@ def test_command_prints_partial_aggregates_games_and_writes_the_picture(tmp_path
     scores = tmp_path / "drq_eps" / "scores.csv"
     scores.parent.mkdir()
     # Pong at the human score (HNS 1), Boxing's runs at random and human (HNS 0 and 1);
-    # Boxing's third seed is left out, as every game must have as many runs.
-    write_scores(scores, [("Pong", 0, 14.6), ("Pong", 1, 14.6), ("Pong", 2, 14.6),
+    # Pong's seed 2 (at random) is left out of the aggregates and the per-game table, as
+    # Boxing has no seed 2 yet.
+    write_scores(scores, [("Pong", 0, 14.6), ("Pong", 1, 14.6), ("Pong", 2, -21.0),
                           ("Boxing", 0, 0.1), ("Boxing", 1, 12.1)])
     out = tmp_path / "docs" / "report.png"
     proc = subprocess.run(
@@ -118,18 +131,42 @@ def test_command_prints_partial_aggregates_games_and_writes_the_picture(tmp_path
     assert cells[1:4] == ["2", "x", "2"]
     assert [cells[i] for i in (4, 7, 10, 13)] == ["1.000", "0.750", "0.750", "0.250"]
     assert "2 x 100" in lines["DER"] and "2 x 100" in lines["SPR"]
-    assert "6.1 ± 8.5 (2)" in lines["Boxing"] and "14.6 ± 0.0 (3)" in lines["Pong"]
+    assert "6.1 ± 8.5 (2)" in lines["Boxing"] and "14.6 ± 0.0 (2)" in lines["Pong"]
+    assert "PARTIAL: 2 runs per game (seeds 0–1," in text
+    assert re.search(r"Published runs: DER from [\w-]+/[\w-]+@[0-9a-f]{40}:\S+; SPR from ", text)
     assert lines["Alien"].split()[3] == "-"  # No runs of ours yet.
     assert os.path.getsize(out) > 20_000
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--reference=NoSuch"], "--reference=NoSuch: no "),
-    (["--reps=5"], "--reps and --profile_reps must be at least 100"),
+GOOD_ROW = "Pong,0,100000,100,1.0,3000,100,35\n"
+HEADER = ("game,seed,agent_steps,episodes,mean_return,wall_seconds,eval_seconds,"
+          "steps_per_second\n")
+
+
+@pytest.mark.parametrize("args, contents, message", [
+    (["--reference=NoSuch"], None, "--reference=NoSuch: no "),
+    (["--reps=5"], None, "--reps and --profile_reps must be at least 100"),
+    (["--name=DER"], None, "--name=DER is a reference's name"),
+    ([], HEADER + GOOD_ROW + "Boxing,0,100000,100,abc,3000,100,35\n",
+     "line 3: mean_return is 'abc', not a finite number"),
+    ([], HEADER + GOOD_ROW + "Boxing,0,100000,100,nan,3000,100,35\n",
+     "line 3: mean_return is 'nan', not a finite number"),
+    ([], HEADER + "Pong,zero,100000,100,1.0,3000,100,35\n",
+     "line 2: seed is 'zero', not a whole number"),
+    ([], HEADER + GOOD_ROW + "Boxing,0\n", "line 3: mean_return is empty, not a finite number"),
+    ([], HEADER + GOOD_ROW + "Boxing,0,50000,100,1.0,3000,100,35\n",
+     "mixes runs of 100,000 agent steps (line 2) and 50,000 (line 3)"),
+    ([], "game,seed,score\nPong,0,1.0\n", "has no column agent_steps, mean_return"),
+    ([], b"\x89PNG\r\n\x1a\n\xff\xfe", "is not a text CSV file"),
 ])
-def test_command_refuses_bad_input_in_one_line(tmp_path, args, message):
+def test_command_refuses_bad_input_in_one_line(tmp_path, args, contents, message):
     scores = tmp_path / "scores.csv"
-    write_scores(scores, [("Pong", 0, 1.0)])
+    if contents is None:
+        write_scores(scores, [("Pong", 0, 1.0)])
+    elif isinstance(contents, bytes):
+        scores.write_bytes(contents)
+    else:
+        scores.write_text(contents)
     proc = subprocess.run([sys.executable, "-m", "dqn_tf.report", str(scores), *args],
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and message in proc.stderr
@@ -146,17 +183,14 @@ def test_a_file_that_is_not_a_sweeps_scores_is_refused(tmp_path):
     with pytest.raises(report.UserInputError, match="two rows of Pong seed 0"):
         report.read_ours(str(twice))
     with pytest.raises(report.UserInputError, match="no random/human scores for Tetris"):
-        report.select({"Tetris": np.ones(3)}, {}, TABLE)
-
-
-if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
-    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))
+        report.select({"Tetris": {0: 1.0}}, {}, TABLE)
 
 
 def test_markdown_tables_hold_the_same_figures():
     scores = report.read_ours(os.path.join(ROOT, "benchmarks/atari100k/drq_eps/scores.csv"))
     references = {name: report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
                   for name in ("DER", "SPR")}
+    scores = report.runs_of(scores, report.common_seeds(scores))
     plain = report.format_games("ours", scores, references, TABLE).splitlines()
     markdown = report.format_games("ours", scores, references, TABLE, markdown=True).splitlines()
     assert len(markdown) == len(plain) + 1  # The |---| line.
@@ -187,9 +221,10 @@ def test_the_readmes_aggregates_are_the_committed_scores():
     ours = report.read_ours(COMMITTED_SCORES)
     references = {name: report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
                   for name in ("DER", "DrQ_eps", "SPR")}
-    games, runs = report.select(ours, references, TABLE)
+    games, seeds = report.select(ours, references, TABLE)
     rows = markdown_rows("README.md", "## Atari 100k")
-    matrices = {"drq_eps": report.normalised_matrix(ours, games, runs, TABLE)}
+    matrices = {"drq_eps": report.normalised_matrix(report.runs_of(ours, seeds), games,
+                                                    len(seeds), TABLE)}
     for name, scores in references.items():
         matrices[name] = report.normalised_matrix(scores, games, 100, TABLE)
     assert set(matrices) <= set(rows), sorted(rows)
@@ -203,7 +238,8 @@ def test_the_per_game_table_of_the_docs_is_the_committed_scores():
     ours = report.read_ours(COMMITTED_SCORES)
     references = {name: report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
                   for name in ("DER", "DrQ_eps", "SPR")}
-    expected = report.format_games("drq_eps", ours, references, TABLE, markdown=True)
+    chosen = report.runs_of(ours, report.common_seeds(ours))  # As the report takes them.
+    expected = report.format_games("drq_eps", chosen, references, TABLE, markdown=True)
     assert expected in open(os.path.join(ROOT, "docs/atari100k.md")).read()
 
 
@@ -230,11 +266,21 @@ def test_the_readmes_status_and_compute_lines_are_the_committed_scores():
 
 def test_the_status_line_says_which_seeds_the_aggregates_use():
     updater = load_docs_updater()
-    rows = [{"game": f"g{i}"} for i in range(26)]
+    rows = [{"game": f"g{i}", "seed": "0"} for i in range(26)]
+    ones = [dict(row, seed="1") for row in rows]
+    twos = [dict(row, seed="2") for row in rows]
     assert "seed 0 of every game (1 run per game)" in updater.status_line(rows, "d")
     assert "no width" in updater.status_line(rows, "d")
-    two = updater.status_line(rows * 2 + rows[:5], "d")
+    two = updater.status_line(rows + ones + twos[:5], "d")
     assert two.startswith("57 of 78 runs") and "seeds 0–1 of every game (2 runs" in two
     assert "no width" not in two
+    # A game without seed 1 but with seed 2: the aggregates take seeds 0 and 2 of the rest.
+    gap = updater.status_line(rows + ones[1:] + twos, "d")
+    assert "seeds 0, 2 of every game (2 runs" in gap
     assert "games with runs so far" in updater.status_line(rows[:3], "d")
-    assert updater.status_line(rows * 3, "d") == "all 78 runs (26 games × seeds 0, 1, 2), d"
+    assert updater.status_line(rows + ones + twos, "d") == (
+        "all 78 runs (26 games × seeds 0, 1, 2), d")
+
+
+if __name__ == "__main__":  # Under `bazel test`: the fast tests of this file.
+    sys.exit(pytest.main([__file__, "-q", "-m", "not slow", "-p", "no:cacheprovider", "-n", "0"]))

@@ -4,10 +4,10 @@ docs/atari100k.png, from benchmarks/atari100k/drq_eps/scores.csv:
     python bench/update_atari100k_docs.py
 
 It runs the report's own command and puts what it prints between the documents' markers
-(`<!-- atari_table -->`, `<!-- atari_compute -->`, `<!-- results -->`, and the README's
-"In progress" line). tests/report_test.py checks that the documents hold the committed
-scores' numbers: the README's aggregates, the per-game table, and the status and compute lines
-made by `status_line` and `compute_line` below.
+(`<!-- atari_table -->`, `<!-- atari_goals -->`, `<!-- atari_compute -->`,
+`<!-- results -->`, and the README's "In progress" line). tests/report_test.py checks that the
+documents hold the committed scores' numbers: the README's aggregates, the per-game table, and
+the status, goals and compute lines made by `status_line`, `goals_line` and `compute_line`.
 """
 
 import argparse
@@ -70,12 +70,44 @@ def compute_line(rows: list) -> str:
     share = [float(r["eval_seconds"]) / float(r["wall_seconds"]) for r in rows]
     speed = [float(r["steps_per_second"]) for r in rows]
     evals = sum(float(r["eval_seconds"]) for r in rows)
-    return (f"Compute so far: {sum(wall) / 3600:.1f} hours of runs for the {len(rows)} finished "
+    done = "Compute" if len(rows) == TOTAL_RUNS else "Compute so far"
+    return (f"{done}: {sum(wall) / 3600:.1f} hours of runs for the {len(rows)} finished "
             "(each run's own time, evaluation included, from `scores.csv`), two runs at a "
             f"time on this 2-core machine: {min(wall) / 60:.0f}–{max(wall) / 60:.0f} min per "
             f"run ({sum(wall) / 60 / len(rows):.0f} on average) at {min(speed):.1f}–"
             f"{max(speed):.1f} agent steps/s; evaluation {100 * evals / sum(wall):.0f} % of "
             f"the total, {100 * min(share):.1f}–{100 * max(share):.1f} % of a run.")
+
+
+def iqm_cells(aggregate: list) -> dict:
+    """{method: (IQM, interval low, interval high)} from the report's aggregate table
+    (Markdown rows `| name | games × runs | IQM [low, high] | ...`)."""
+    found = {}
+    for line in aggregate:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        match = re.fullmatch(r"(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]", cells[2])
+        if match:
+            found[cells[0]] = tuple(float(x) for x in match.groups())
+    return found
+
+
+def goals_line(aggregate: list, finished: bool, ours: str = "drq_eps") -> str:
+    """The issue's two goals against the aggregate table: our IQM's interval at or above
+    DER's IQM, and our IQM at or above DrQ(ε)'s; each said met or missed (by how much),
+    "so far" until the sweep is `finished`."""
+    iqm = iqm_cells(aggregate)
+    value, low, _ = iqm[ours]
+    der, drq = iqm["DER"][0], iqm["DrQ_eps"][0]
+
+    def verdict(ours_value: float, theirs: float) -> str:
+        if ours_value >= theirs:
+            return "**met**"
+        return f"**missed** by {theirs - ours_value:.3f}"
+
+    so_far = "" if finished else ", so far"
+    return (f"The goals set for this benchmark{so_far}: our IQM's interval at or above DER's IQM "
+            f"(its lower end, {low:.3f}, against {der:.3f}: {verdict(low, der)}), and our IQM "
+            f"at or above DrQ(ε)'s ({value:.3f} against {drq:.3f}: {verdict(value, drq)}).")
 
 
 def main():
@@ -99,10 +131,12 @@ def main():
     aggregate = tables[:tables.index("")]
     status = status_line(rows, datetime.date.today().isoformat())
     compute = compute_line(rows)
+    goals = goals_line(aggregate, finished=len(rows) == TOTAL_RUNS)
 
     with open("README.md") as f:
         readme = f.read()
     readme = replace_block(readme, "atari_table", "\n".join(aggregate))
+    readme = replace_block(readme, "atari_goals", goals)
     readme = replace_block(readme, "atari_compute", compute)
     label = "Finished" if len(rows) == TOTAL_RUNS else "In progress"
     readme = re.sub(r"\*\*(In progress|Finished): [^*]*\.\*\*", f"**{label}: {status}.**",
@@ -112,7 +146,8 @@ def main():
 
     command = "python " + " ".join(REPORT)
     results = "\n".join([
-        f"{status}. `{command}` prints:", "", *title, "", *tables, "",
+        f"{status}. `{command}` prints:", "", *title, "", *aggregate, "", goals,
+        *tables[len(aggregate):], "",
         "![Interval estimates and performance profiles](atari100k.png)", "", compute])
     with open("docs/atari100k.md") as f:
         doc = f.read()

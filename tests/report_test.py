@@ -264,6 +264,44 @@ def test_the_readmes_status_and_compute_lines_are_the_committed_scores():
     assert updater.compute_line(rows) in open(os.path.join(ROOT, "docs/atari100k.md")).read()
 
 
+def test_the_goals_line_is_the_readmes_aggregates():
+    """The README's goals line says met or missed from the README's own table, which
+    test_the_readmes_aggregates_are_the_committed_scores ties to the scores."""
+    updater = load_docs_updater()
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    table = readme.split("<!-- atari_table -->\n", 1)[1].split("<!-- /atari_table -->", 1)[0]
+    with open(COMMITTED_SCORES, newline="") as f:
+        finished = len(list(csv.DictReader(f))) == updater.TOTAL_RUNS
+    goals = updater.goals_line(table.splitlines(), finished=finished)
+    assert f"<!-- atari_goals -->\n{goals}\n<!-- /atari_goals -->" in readme
+    assert goals in open(os.path.join(ROOT, "docs/atari100k.md")).read()
+
+
+def test_the_goals_line_says_met_or_missed_by_how_much():
+    updater = load_docs_updater()
+    header = ["| | games × runs | IQM | Median | Mean | Optimality gap |",
+              "|---|---|---|---|---|---|"]
+    refs = ["| DER | 26 × 100 | 0.183 [0.178, 0.189] | 0 | 0 | 0 |",
+            "| DrQ_eps | 26 × 100 | 0.280 [0.271, 0.288] | 0 | 0 | 0 |"]
+    both = updater.goals_line(header + ["| drq_eps | 26 × 3 | 0.290 [0.200, 0.350] |"] + refs,
+                              finished=True)
+    assert both.count("**met**") == 2 and "so far" not in both
+    assert "lower end, 0.200, against 0.183" in both
+    one = updater.goals_line(header + ["| drq_eps | 26 × 3 | 0.249 [0.215, 0.284] |"] + refs,
+                             finished=False)
+    assert "so far" in one and "**met**" in one and "**missed** by 0.031" in one
+    none = updater.goals_line(header + ["| drq_eps | 26 × 3 | 0.150 [0.100, 0.180] |"] + refs,
+                              finished=True)
+    assert "missed** by 0.083" in none and "missed** by 0.130" in none and "met" not in none
+
+
+def test_the_compute_line_drops_so_far_when_every_run_is_in():
+    updater = load_docs_updater()
+    row = {"wall_seconds": "3600", "eval_seconds": "60", "steps_per_second": "30"}
+    assert updater.compute_line([row] * 77).startswith("Compute so far: 77.0 hours")
+    assert updater.compute_line([row] * 78).startswith("Compute: 78.0 hours")
+
+
 def test_the_status_line_says_which_seeds_the_aggregates_use():
     updater = load_docs_updater()
     rows = [{"game": f"g{i}", "seed": "0"} for i in range(26)]

@@ -23,7 +23,8 @@ sys.path.insert(0, ROOT)  # This checkout's dqn_tf, as the report it runs in ROO
 from dqn_tf import report  # noqa: E402
 
 SCORES = "benchmarks/atari100k/drq_eps/scores.csv"
-REPORT = ["-m", "dqn_tf.report", SCORES, "--reference", "DER,DrQ_eps,SPR",
+REFERENCES = ("DER", "DrQ_eps", "SPR")
+REPORT = ["-m", "dqn_tf.report", SCORES, "--reference", ",".join(REFERENCES),
           "--out", "docs/atari100k.png", "--markdown"]
 TOTAL_RUNS = 78  # 26 games x seeds 0, 1, 2.
 
@@ -79,35 +80,46 @@ def compute_line(rows: list) -> str:
             f"the total, {100 * min(share):.1f}–{100 * max(share):.1f} % of a run.")
 
 
-def iqm_cells(aggregate: list) -> dict:
-    """{method: (IQM, interval low, interval high)} from the report's aggregate table
-    (Markdown rows `| name | games × runs | IQM [low, high] | ...`)."""
-    found = {}
+def point_iqms() -> dict:
+    """{method: IQM of its human-normalised scores}, unrounded, as the report computes its
+    point estimates: ours over the seeds every game has, each reference over its runs of
+    the same games."""
+    table = report.read_normalisation(os.path.join(report.REFERENCE_DIR, report.NORMALISATION))
+    references = {name: report.read_reference(os.path.join(report.REFERENCE_DIR, f"{name}.csv"))
+                  for name in REFERENCES}
+    ours = report.read_ours(os.path.join(ROOT, SCORES))
+    _, _, matrices = report.hns_matrices("drq_eps", ours, references, table)
+    return {name: report.aggregate(matrix)[0] for name, matrix in matrices.items()}
+
+
+def iqm_lower_end(aggregate: list, name: str = "drq_eps") -> float:
+    """The lower end of `name`'s IQM interval in the report's aggregate table (Markdown rows
+    `| name | games × runs | IQM [low, high] | ...`), as printed (3 decimals)."""
     for line in aggregate:
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        match = re.fullmatch(r"(-?[\d.]+) \[(-?[\d.]+), (-?[\d.]+)\]", cells[2])
-        if match:
-            found[cells[0]] = tuple(float(x) for x in match.groups())
-    return found
+        if cells[0] == name:
+            return float(re.fullmatch(r"-?[\d.]+ \[(-?[\d.]+), -?[\d.]+\]", cells[2]).group(1))
+    raise SystemExit(f"error: the report's aggregate table has no row {name}")
 
 
-def goals_line(aggregate: list, finished: bool, ours: str = "drq_eps") -> str:
-    """The issue's two goals against the aggregate table: our IQM's interval at or above
-    DER's IQM, and our IQM at or above DrQ(ε)'s; each said met or missed (by how much),
-    "so far" until the sweep is `finished`."""
-    iqm = iqm_cells(aggregate)
-    value, low, _ = iqm[ours]
-    der, drq = iqm["DER"][0], iqm["DrQ_eps"][0]
+def goals_line(iqms: dict, ours_lower_end: float, finished: bool, ours: str = "drq_eps") -> str:
+    """The issue's two goals: our IQM's interval at or above DER's IQM, and our IQM at or
+    above DrQ(ε)'s; each said met or missed (by how much), "so far" until the sweep is
+    `finished`. `iqms` are unrounded point IQMs (`point_iqms`), so a miss that rounds to a
+    tie is still a miss."""
 
     def verdict(ours_value: float, theirs: float) -> str:
         if ours_value >= theirs:
             return "**met**"
-        return f"**missed** by {theirs - ours_value:.3f}"
+        gap = theirs - ours_value
+        return f"**missed** by {gap:.3f}" if gap >= 5e-4 else "**missed** by less than 0.001"
 
+    der, drq, value = iqms["DER"], iqms["DrQ_eps"], iqms[ours]
     so_far = "" if finished else ", so far"
-    return (f"The goals set for this benchmark{so_far}: our IQM's interval at or above DER's IQM "
-            f"(its lower end, {low:.3f}, against {der:.3f}: {verdict(low, der)}), and our IQM "
-            f"at or above DrQ(ε)'s ({value:.3f} against {drq:.3f}: {verdict(value, drq)}).")
+    return (f"The goals set for this benchmark{so_far}: our IQM's interval at or above DER's "
+            f"IQM (its lower end, {ours_lower_end:.3f}, against {der:.3f}: "
+            f"{verdict(ours_lower_end, der)}), and our IQM at or above DrQ(ε)'s ({value:.3f} "
+            f"against {drq:.3f}: {verdict(value, drq)}).")
 
 
 def main():
@@ -131,7 +143,7 @@ def main():
     aggregate = tables[:tables.index("")]
     status = status_line(rows, datetime.date.today().isoformat())
     compute = compute_line(rows)
-    goals = goals_line(aggregate, finished=len(rows) == TOTAL_RUNS)
+    goals = goals_line(point_iqms(), iqm_lower_end(aggregate), finished=len(rows) == TOTAL_RUNS)
 
     with open("README.md") as f:
         readme = f.read()

@@ -198,6 +198,18 @@ def performance_profiles(matrices: dict, reps: int, seed: int) -> tuple:
     return profiles, bands
 
 
+def hns_matrices(name: str, ours: dict, references: dict, table: dict) -> tuple:
+    """(games, seeds, {method: [runs, games] HNS matrix}) that the aggregates take: ours
+    (as `name`) over the seeds every game has, then each reference over its runs of the
+    same games (as many for each game: the fewest any of them has)."""
+    games, seeds = select(ours, references, table)
+    matrices = {name: normalised_matrix(runs_of(ours, seeds), games, len(seeds), table)}
+    for ref, scores in references.items():
+        matrices[ref] = normalised_matrix(scores, games, min(len(scores[g]) for g in games),
+                                          table)
+    return games, seeds, matrices
+
+
 def select(ours: dict, references: dict, table: dict) -> tuple:
     """(games, seeds) that the aggregates cover: the games ours ({game: {seed: score}})
     has runs of, and the seeds that every one of them has; every reference must have
@@ -357,12 +369,8 @@ def report(scores_path: str, reference_names: list, reference_dir: str, name: st
         sources.append(f"{ref} from {source_of(path)}")
     if name in references:
         raise UserInputError(f"--name={name} is a reference's name: name ours otherwise")
-    games, seeds = select(ours, references, table)
+    games, seeds, matrices = hns_matrices(name, ours, references, table)
     runs, chosen = len(seeds), runs_of(ours, seeds)
-    matrices = {name: normalised_matrix(chosen, games, runs, table)}
-    for ref, scores in references.items():
-        matrices[ref] = normalised_matrix(scores, games, min(len(scores[g]) for g in games),
-                                          table)
     names = list(matrices)
     points, intervals = interval_estimates(matrices, reps, seed)
     coverage = coverage_note(len(games), len(table), seeds, max(map(len, ours.values())))

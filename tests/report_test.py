@@ -264,35 +264,37 @@ def test_the_readmes_status_and_compute_lines_are_the_committed_scores():
     assert updater.compute_line(rows) in open(os.path.join(ROOT, "docs/atari100k.md")).read()
 
 
-def test_the_goals_line_is_the_readmes_aggregates():
-    """The README's goals line says met or missed from the README's own table, which
-    test_the_readmes_aggregates_are_the_committed_scores ties to the scores."""
+def test_the_goals_line_is_the_committed_scores():
+    """The README's goals line: met or missed from the scores' unrounded IQMs (recomputed
+    here through the report's own matrices) and the lower end in the README's table."""
     updater = load_docs_updater()
     readme = open(os.path.join(ROOT, "README.md")).read()
     table = readme.split("<!-- atari_table -->\n", 1)[1].split("<!-- /atari_table -->", 1)[0]
     with open(COMMITTED_SCORES, newline="") as f:
         finished = len(list(csv.DictReader(f))) == updater.TOTAL_RUNS
-    goals = updater.goals_line(table.splitlines(), finished=finished)
+    iqms = updater.point_iqms()
+    assert set(iqms) == {"drq_eps", "DER", "DrQ_eps", "SPR"}
+    assert f"{iqms['DER']:.3f}" == "0.183" and f"{iqms['DrQ_eps']:.3f}" == "0.280"
+    goals = updater.goals_line(iqms, updater.iqm_lower_end(table.splitlines()), finished)
     assert f"<!-- atari_goals -->\n{goals}\n<!-- /atari_goals -->" in readme
     assert goals in open(os.path.join(ROOT, "docs/atari100k.md")).read()
 
 
 def test_the_goals_line_says_met_or_missed_by_how_much():
     updater = load_docs_updater()
-    header = ["| | games × runs | IQM | Median | Mean | Optimality gap |",
-              "|---|---|---|---|---|---|"]
-    refs = ["| DER | 26 × 100 | 0.183 [0.178, 0.189] | 0 | 0 | 0 |",
-            "| DrQ_eps | 26 × 100 | 0.280 [0.271, 0.288] | 0 | 0 | 0 |"]
-    both = updater.goals_line(header + ["| drq_eps | 26 × 3 | 0.290 [0.200, 0.350] |"] + refs,
-                              finished=True)
+    refs = {"DER": 0.1834, "DrQ_eps": 0.2801, "SPR": 0.337}
+    both = updater.goals_line(dict(refs, drq_eps=0.29), 0.200, finished=True)
     assert both.count("**met**") == 2 and "so far" not in both
     assert "lower end, 0.200, against 0.183" in both
-    one = updater.goals_line(header + ["| drq_eps | 26 × 3 | 0.249 [0.215, 0.284] |"] + refs,
-                             finished=False)
+    one = updater.goals_line(dict(refs, drq_eps=0.249), 0.215, finished=False)
     assert "so far" in one and "**met**" in one and "**missed** by 0.031" in one
-    none = updater.goals_line(header + ["| drq_eps | 26 × 3 | 0.150 [0.100, 0.180] |"] + refs,
-                              finished=True)
+    none = updater.goals_line(dict(refs, drq_eps=0.15), 0.100, finished=True)
     assert "missed** by 0.083" in none and "missed** by 0.130" in none and "met" not in none
+    # A miss that rounds to a tie at 3 decimals is still a miss.
+    tie = updater.goals_line(dict(refs, drq_eps=0.2799), 0.25, finished=True)
+    assert "(0.280 against 0.280: **missed** by less than 0.001)" in tie
+    row = "| drq_eps | 26 × 3 | 0.249 [0.215, 0.284] | 0.194 [0.153, 0.251] |"
+    assert updater.iqm_lower_end(["| DER | 26 × 100 | 0.183 [0.178, 0.189] |", row]) == 0.215
 
 
 def test_the_compute_line_drops_so_far_when_every_run_is_in():

@@ -66,18 +66,26 @@ def status_line(rows: list, day: str) -> str:
 
 def compute_line(rows: list) -> str:
     """What the finished runs cost, from their wall_seconds, eval_seconds and
-    steps_per_second in scores.csv."""
+    steps_per_second in scores.csv, and the runs whose evaluation took over a tenth."""
     wall = [float(r["wall_seconds"]) for r in rows]
     share = [float(r["eval_seconds"]) / float(r["wall_seconds"]) for r in rows]
     speed = [float(r["steps_per_second"]) for r in rows]
     evals = sum(float(r["eval_seconds"]) for r in rows)
+    long_evals = sorted(((s, f"{r['game']} seed {r['seed']}") for s, r in zip(share, rows)
+                         if s > 0.1), reverse=True)
     done = "Compute" if len(rows) == TOTAL_RUNS else "Compute so far"
-    return (f"{done}: {sum(wall) / 3600:.1f} hours of runs for the {len(rows)} finished "
-            "(each run's own time, evaluation included, from `scores.csv`), two runs at a "
-            f"time on this 2-core machine: {min(wall) / 60:.0f}–{max(wall) / 60:.0f} min per "
-            f"run ({sum(wall) / 60 / len(rows):.0f} on average) at {min(speed):.1f}–"
-            f"{max(speed):.1f} agent steps/s; evaluation {100 * evals / sum(wall):.0f} % of "
-            f"the total, {100 * min(share):.1f}–{100 * max(share):.1f} % of a run.")
+    line = (f"{done}: {sum(wall) / 3600:.1f} hours of runs for the {len(rows)} finished (the "
+            "sum of each run's own time, evaluation included, from `scores.csv`; time lost "
+            "to stops is not in it), two runs at a time on 2-core machines (one per session): "
+            f"{min(wall) / 60:.0f}–{max(wall) / 60:.0f} min per run "
+            f"({sum(wall) / 60 / len(rows):.0f} on average) at {min(speed):.1f}–"
+            f"{max(speed):.1f} agent steps/s; evaluation "
+            f"{100 * evals / sum(wall):.0f} % of the total, {100 * min(share):.1f}–"
+            f"{100 * max(share):.1f} % of a run")
+    if long_evals:
+        line += "; over a tenth: " + ", ".join(f"{name} ({100 * s:.1f} %)"
+                                              for s, name in long_evals)
+    return line + "."
 
 
 def point_iqms() -> dict:

@@ -299,9 +299,22 @@ def test_the_goals_line_says_met_or_missed_by_how_much():
 
 def test_the_compute_line_drops_so_far_when_every_run_is_in():
     updater = load_docs_updater()
-    row = {"wall_seconds": "3600", "eval_seconds": "60", "steps_per_second": "30"}
+    row = {"game": "Pong", "seed": "0", "wall_seconds": "3600", "eval_seconds": "60",
+           "steps_per_second": "30"}
     assert updater.compute_line([row] * 77).startswith("Compute so far: 77.0 hours")
     assert updater.compute_line([row] * 78).startswith("Compute: 78.0 hours")
+    assert "over a tenth" not in updater.compute_line([row] * 78)
+
+
+def test_the_compute_line_names_the_runs_whose_evaluation_took_over_a_tenth():
+    updater = load_docs_updater()
+    rows = [{"game": game, "seed": seed, "wall_seconds": "1000", "eval_seconds": evals,
+             "steps_per_second": "30"}
+            for game, seed, evals in [("Pong", "0", "50"), ("Breakout", "0", "205"),
+                                      ("Breakout", "1", "100"), ("Boxing", "2", "148")]]
+    line = updater.compute_line(rows)
+    assert line.endswith("; over a tenth: Breakout seed 0 (20.5 %), Boxing seed 2 (14.8 %).")
+    assert "5.0–20.5 % of a run" in line and "evaluation 13 % of the total" in line
 
 
 def test_the_status_line_says_which_seeds_the_aggregates_use():

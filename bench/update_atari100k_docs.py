@@ -159,8 +159,10 @@ def main():
     readme = replace_block(readme, "atari_goals", goals)
     readme = replace_block(readme, "atari_compute", compute)
     label = "Finished" if len(rows) == TOTAL_RUNS else "In progress"
-    readme = re.sub(r"\*\*(In progress|Finished): [^*]*\.\*\*", f"**{label}: {status}.**",
-                    readme)
+    readme, found = re.subn(r"\*\*(In progress|Finished): [^*]*\.\*\*",
+                            f"**{label}: {status}.**", readme)
+    if found != 1:
+        raise SystemExit("error: README.md needs one **In progress: ...** status line")
     with open("README.md", "w") as f:
         f.write(readme)
 

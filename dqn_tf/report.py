@@ -45,6 +45,7 @@ from dqn_tf.errors import UserInputError
 REFERENCE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                              "benchmarks", "atari100k", "reference")
 NORMALISATION = "random_human.csv"
+AGENT_STEPS = 100_000  # Atari 100k: the length of every run, ours and the references'.
 METRICS = ("IQM", "Median", "Mean", "Optimality gap")
 # HNS thresholds of the profiles: rliable's Atari 100k notebook goes to 8; past 4 every
 # profile here is near 0, so the picture stops there.
@@ -113,7 +114,7 @@ def read_ours(path: str) -> dict:
 
     Raises:
       UserInputError: a column is missing, a cell is not a number, a game and seed come
-        twice, or the runs are not all of one length (agent_steps).
+        twice, or the runs are not all of `AGENT_STEPS` (agent_steps).
     """
     runs, lengths = {}, {}
     try:
@@ -132,6 +133,11 @@ def read_ours(path: str) -> dict:
         (steps, line), (other, other_line) = sorted(lengths.items(), key=lambda kv: kv[1])[:2]
         raise UserInputError(f"{path} mixes runs of {steps:,} agent steps (line {line}) and "
                              f"{other:,} (line {other_line}): one benchmark's runs per file")
+    for steps, line in lengths.items():
+        if steps != AGENT_STEPS:
+            raise UserInputError(f"{path} line {line}: runs of {steps:,} agent steps; Atari "
+                                 f"100k scores are taken after {AGENT_STEPS:,}, as the "
+                                 "references' are")
     return runs
 
 
@@ -304,7 +310,7 @@ def plot(names: list, points: dict, intervals: dict, profiles: dict, bands: dict
             axis.vlines(points[name][i], row - 0.3, row + 0.3, color="k", alpha=0.6)
         axis.set_yticks(range(len(names)), names if i == 0 else [""] * len(names))
         axis.invert_yaxis()
-        axis.set_title(metric)
+        axis.set_title(metric + (" (lower is better)" if metric == "Optimality gap" else ""))
         axis.grid(True, axis="x", alpha=0.3)
         axis.set_xlabel("human-normalised score")
     axis = figure.add_subplot(grid[1, :])

@@ -156,6 +156,8 @@ HEADER = ("game,seed,agent_steps,episodes,mean_return,wall_seconds,eval_seconds,
     ([], HEADER + GOOD_ROW + "Boxing,0\n", "line 3: mean_return is empty, not a finite number"),
     ([], HEADER + GOOD_ROW + "Boxing,0,50000,100,1.0,3000,100,35\n",
      "mixes runs of 100,000 agent steps (line 2) and 50,000 (line 3)"),
+    ([], HEADER + "Pong,0,50000,100,1.0,3000,100,35\n",
+     "line 2: runs of 50,000 agent steps; Atari 100k scores are taken after 100,000"),
     ([], "game,seed,score\nPong,0,1.0\n", "has no column agent_steps, mean_return"),
     ([], b"\x89PNG\r\n\x1a\n\xff\xfe", "is not a text CSV file"),
 ])

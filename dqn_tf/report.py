@@ -114,9 +114,9 @@ def read_ours(path: str) -> dict:
 
     Raises:
       UserInputError: a column is missing, a cell is not a number, a game and seed come
-        twice, or the runs are not all of `AGENT_STEPS` (agent_steps).
+        twice, or a run is not of `AGENT_STEPS` (agent_steps).
     """
-    runs, lengths = {}, {}
+    runs = {}
     try:
         rows = read_rows(path, ("game", "seed", "agent_steps", "mean_return"))
     except UserInputError as error:
@@ -128,12 +128,7 @@ def read_ours(path: str) -> dict:
             raise UserInputError(f"{path} has two rows of {game} seed {seed} (line {line}): "
                                  "each run once (python -m dqn_tf.sweep writes it so)")
         runs[game][seed] = number(path, line, row, "mean_return")
-        lengths.setdefault(number(path, line, row, "agent_steps", integer=True), line)
-    if len(lengths) > 1:
-        (steps, line), (other, other_line) = sorted(lengths.items(), key=lambda kv: kv[1])[:2]
-        raise UserInputError(f"{path} mixes runs of {steps:,} agent steps (line {line}) and "
-                             f"{other:,} (line {other_line}): one benchmark's runs per file")
-    for steps, line in lengths.items():
+        steps = number(path, line, row, "agent_steps", integer=True)
         if steps != AGENT_STEPS:
             raise UserInputError(f"{path} line {line}: runs of {steps:,} agent steps; Atari "
                                  f"100k scores are taken after {AGENT_STEPS:,}, as the "
